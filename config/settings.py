@@ -1,0 +1,189 @@
+"""Infrastructure settings, read from ``DUNNING_*`` environment variables and ``.env``.
+
+Dunning numbers (retry schedule, quiet hours, retention) are not here: they live in the policy
+file (``config/policy.toml``). Settings hold only infrastructure and secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dunning.errors import ConfigError
+
+ENV_PREFIX = "DUNNING_"
+DEFAULT_SECRET = "dev-insecure-secret-change-me"
+DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
+
+
+class Env(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class SmtpTls(StrEnum):
+    none = "none"
+    starttls = "starttls"
+    tls = "tls"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class SmtpSettings(BaseModel):
+    host: str | None = None
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: SmtpTls = SmtpTls.none
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class StripeSettings(BaseModel):
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    api_key: SecretStr | None = None
+    publishable_key: str | None = None
+    api_base: str = "https://api.stripe.com"
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _accept_single_secret(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [text] if text else []
+        return value
+
+
+class QuickpaySettings(BaseModel):
+    private_key: SecretStr | None = None
+    api_key: SecretStr | None = None
+
+
+class OpsSettings(BaseModel):
+    username: str = "ops"
+    password: SecretStr = SecretStr(DEFAULT_SECRET)
+
+
+class BrandSettings(BaseModel):
+    name: str = "Example Subscriptions"
+    support_email: str = "support@example.com"
+
+
+class TimingSettings(BaseModel):
+    """Leases, intervals and TTLs of the daemons; short in tests, minutes in production."""
+
+    claim_lease_s: float = Field(default=600.0, gt=0)
+    retry_scan_interval_s: float = Field(default=60.0, gt=0)
+    outbox_scan_interval_s: float = Field(default=30.0, gt=0)
+    reconcile_scan_interval_s: float = Field(default=300.0, gt=0)
+    expiry_scan_interval_s: float = Field(default=86400.0, gt=0)
+    purge_scan_interval_s: float = Field(default=86400.0, gt=0)
+    unknown_after_s: float = Field(default=120.0, gt=0)
+    leader_ttl_s: float = Field(default=30.0, gt=0)
+    leader_poll_s: float = Field(default=5.0, gt=0)
+    gateway_timeout_s: float = Field(default=30.0, gt=0)
+    scan_batch: int = Field(default=2000, ge=1)
+
+
+class Settings(BaseSettings):
+    """Every setting of the pipeline. Build it once with :func:`load_settings` and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    env: Env = Env.development
+    database_url: str = "sqlite:///./var/dunning.sqlite3"
+    broker_url: str = "stub://"
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    mail_from: str = "billing@example.com"
+    outbox_dir: Path = Path("./var/outbox")
+    public_base_url: str = "http://127.0.0.1:8000"
+    link_secret: SecretStr = SecretStr(DEFAULT_SECRET)
+    link_ttl_s: int = Field(default=45 * 86400, gt=0)
+    stripe: StripeSettings = Field(default_factory=StripeSettings)
+    quickpay: QuickpaySettings = Field(default_factory=QuickpaySettings)
+    webhook_tolerance_s: int = Field(default=300, gt=0)
+    webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    policy_file: Path = DEFAULT_POLICY_FILE
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.text
+    brand: BrandSettings = Field(default_factory=BrandSettings)
+    timing: TimingSettings = Field(default_factory=TimingSettings)
+    gateway: str = "sandbox"
+    # Fault injection for tests and drills: this share of sandbox charges times out.
+    sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    metrics_port: int = Field(default=9191, ge=0, le=65535)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if not value.startswith(("stub://", "redis://", "rediss://", "amqp://", "amqps://")):
+            raise ValueError("must start with stub://, redis://, rediss:// or amqp://")
+        return value
+
+    @field_validator("gateway")
+    @classmethod
+    def _known_gateway(cls, value: str) -> str:
+        if value not in {"sandbox", "stripe"}:
+            raise ValueError("must be sandbox or stripe")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env is not Env.production:
+            return self
+        problems = []
+        if self.link_secret.get_secret_value() in ("", DEFAULT_SECRET):
+            problems.append("DUNNING_LINK_SECRET")
+        if self.ops.password.get_secret_value() in ("", DEFAULT_SECRET):
+            problems.append("DUNNING_OPS__PASSWORD")
+        if problems:
+            raise ValueError("production needs real secrets; set " + ", ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _variable_name(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return ENV_PREFIX + "__".join(p.upper() for p in parts) if parts else ENV_PREFIX + "*"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate the settings; raise :class:`ConfigError` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = _variable_name(tuple(err["loc"])) if err["loc"] else "settings"
+            lines.append(f"{name}: {err['msg']}")
+        raise ConfigError("bad configuration:\n  " + "\n  ".join(lines)) from None
+    except (ValueError, json.JSONDecodeError) as exc:
+        # pydantic-settings raises SettingsError (a ValueError) for undecodable complex values
+        raise ConfigError(f"bad configuration: {exc}") from None

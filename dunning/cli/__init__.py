@@ -1,0 +1,1 @@
+"""The ``dunning`` command line. One module per command family; ``main`` wires them."""

@@ -1,0 +1,9 @@
+"""Commands of the `daemons` family (filled in by its issue)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

@@ -1,0 +1,49 @@
+"""Entry point of the ``dunning`` console script: ``main(argv) -> exit code``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from dunning.cli import check, daemons, db, importer, mail, ops, policy, simulate
+from dunning.cli.common import EXIT_FAILURE, EXIT_USAGE, Exit, err_console
+from dunning.errors import ConfigError, DunningError
+
+app = typer.Typer(
+    name="dunning",
+    help="Dunning and payment-retry pipeline for subscription businesses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (db, check, importer, policy, mail, simulate, daemons, ops):
+    module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 failure, 2 bad usage or configuration)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = app(args=args, prog_name="dunning", standalone_mode=False)
+    except ConfigError as exc:
+        err_console.print(f"[bold red]configuration error[/]: {exc}", highlight=False)
+        return EXIT_USAGE
+    except Exit as exc:
+        return exc.code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAILURE
+    except DunningError as exc:
+        err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+        return EXIT_FAILURE
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""One root error with a small tree: transient errors are retried, permanent ones are not."""
+
+from __future__ import annotations
+
+
+class DunningError(Exception):
+    """Root of every error the pipeline raises on purpose."""
+
+
+class ConfigError(DunningError):
+    """A setting or the policy file is wrong; the message names what to fix."""
+
+
+class TransientError(DunningError):
+    """Worth retrying: a timeout, a dropped connection, a server that said 'try later'."""
+
+
+class PermanentError(DunningError):
+    """Retrying cannot help: bad input, a refused recipient, a missing record."""
+
+
+class InvalidTransition(PermanentError):
+    """A state change the lifecycle does not allow; nothing was written."""
+
+
+class NotFound(PermanentError):
+    """A record a message or request names does not exist."""
+
+
+class GatewayUnavailable(TransientError):
+    """The payment gateway did not answer; the outcome of a charge is unknown."""
+
+
+class MailTransient(TransientError):
+    """The SMTP server failed in a way that may pass; the message is retried later."""
+
+
+class MailPermanent(PermanentError):
+    """The SMTP server refused the message for good (5xx): it is marked failed, not retried."""

@@ -1,0 +1,87 @@
+"""The gateway port: charge, verify, look up by idempotency key, delete a token.
+
+A gateway that does not answer raises :class:`~dunning.errors.GatewayUnavailable`: the outcome
+of that charge is unknown until :meth:`Gateway.lookup` settles it. A decline is an answer, not
+an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from dunning.model import Initiator
+
+ChargeStatus = Literal["succeeded", "declined"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    """What a gateway said when it refused: the inputs of the decline classification."""
+
+    decline_code: str | None = None
+    network_code: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    customer_id: str
+    token: str
+    amount: int
+    currency: str
+    idempotency_key: str
+    initiator: Initiator = Initiator.merchant
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    status: ChargeStatus
+    charge_id: str | None = None
+    decline: Decline | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The answer to a $0 verification of a card."""
+
+    ok: bool
+    decline: Decline | None = None
+    requires_action: bool = False  # 3-D Secure / SCA: the customer must authenticate
+
+
+@dataclass(frozen=True, slots=True)
+class CardToken:
+    """A tokenized card: what may be stored. Never a card number or CVC."""
+
+    token: str
+    network: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class Gateway(Protocol):
+    name: str
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge once per idempotency key; the same key again returns the first result."""
+        ...
+
+    def verify(self, token: str, *, customer_id: str, currency: str) -> VerifyResult:
+        """A $0 authorization (a $1 one voided at once where $0 is refused)."""
+        ...
+
+    def lookup(self, idempotency_key: str, *, customer_id: str) -> ChargeResult | None:
+        """The charge made under this key, or ``None`` when none was made."""
+        ...
+
+    def delete_token(self, token: str) -> None:
+        """Remove the stored credential at the gateway; deleting twice is not an error."""
+        ...

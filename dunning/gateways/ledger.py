@@ -1,0 +1,121 @@
+"""The sandbox gateway's ledger: every charge it made, one entry per idempotency key.
+
+``MemoryLedger`` serves one process (unit tests, the simulation); ``SqlLedger`` keeps the
+entries in a table of its own in the pipeline's database, so tests can read what real worker
+processes charged. The unique key makes a second entry for the same key impossible.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+
+from dunning.store.types import UtcDateTime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    idempotency_key: str
+    customer_id: str
+    token: str
+    amount: int
+    currency: str
+    initiator: str
+    status: str  # succeeded | declined | verified | verify_declined
+    charge_id: str
+    decline_code: str | None
+    network_code: str | None
+    advice_code: str | None
+    network_advice_code: str | None
+    at: datetime
+
+
+class Ledger(Protocol):
+    def add(self, entry: LedgerEntry) -> LedgerEntry:
+        """Store ``entry`` unless its key is there; return the entry that is stored."""
+        ...
+
+    def get(self, idempotency_key: str) -> LedgerEntry | None: ...
+
+    def entries(self) -> list[LedgerEntry]: ...
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self._entries: dict[str, LedgerEntry] = {}
+        self._lock = threading.Lock()
+
+    def add(self, entry: LedgerEntry) -> LedgerEntry:
+        with self._lock:
+            return self._entries.setdefault(entry.idempotency_key, entry)
+
+    def get(self, idempotency_key: str) -> LedgerEntry | None:
+        return self._entries.get(idempotency_key)
+
+    def entries(self) -> list[LedgerEntry]:
+        with self._lock:
+            return list(self._entries.values())
+
+
+_meta = MetaData()
+sandbox_ledger = Table(
+    "sandbox_ledger",
+    _meta,
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("token", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("initiator", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("charge_id", String(64), nullable=False),
+    Column("decline_code", String(64)),
+    Column("network_code", String(8)),
+    Column("advice_code", String(32)),
+    Column("network_advice_code", String(4)),
+    Column("at", UtcDateTime(), nullable=False),
+)
+
+
+class SqlLedger:
+    """The sandbox's ledger in its own table (not part of the pipeline's schema)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        _meta.create_all(engine, checkfirst=True)
+
+    def add(self, entry: LedgerEntry) -> LedgerEntry:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(sandbox_ledger).values(**asdict(entry)))
+            return entry
+        except IntegrityError:
+            existing = self.get(entry.idempotency_key)
+            assert existing is not None
+            return existing
+
+    def get(self, idempotency_key: str) -> LedgerEntry | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(sandbox_ledger).where(sandbox_ledger.c.idempotency_key == idempotency_key)
+            ).first()
+        return LedgerEntry(**row._mapping) if row else None
+
+    def entries(self) -> list[LedgerEntry]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(sandbox_ledger)).all()
+        return [LedgerEntry(**r._mapping) for r in rows]

@@ -1,0 +1,98 @@
+"""Dependency checks shared by ``dunning check`` and ``GET /healthz``."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from dunning.bootstrap import Container
+from dunning.store.migrate import current_revision, head_revision
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_database(c: Container) -> list[CheckResult]:
+    try:
+        with c.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "failing"; the detail says which
+        return [
+            CheckResult("database", False, _short(exc)),
+            CheckResult("migrations", False, "database unreachable"),
+        ]
+    current, head = current_revision(c.engine), head_revision()
+    return [
+        CheckResult("database", True, c.engine.url.render_as_string(hide_password=True)),
+        CheckResult(
+            "migrations",
+            current == head,
+            f"at {current}"
+            if current == head
+            else f"at {current}, newest is {head}: run 'dunning db upgrade'",
+        ),
+    ]
+
+
+def check_broker(c: Container) -> CheckResult:
+    url = c.settings.broker_url
+    if url.startswith("stub://"):
+        return CheckResult("broker", True, "stub broker (in process)")
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            client.ping()
+            client.close()
+            return CheckResult("broker", True, _redact(url))
+        except Exception as exc:  # noqa: BLE001
+            return CheckResult("broker", False, f"{_redact(url)}: {_short(exc)}")
+    return _tcp_check("broker", url)
+
+
+def check_smtp(c: Container) -> CheckResult:
+    smtp = c.settings.smtp
+    if not smtp.host:
+        return CheckResult("smtp", True, f"file outbox at {c.settings.outbox_dir}")
+    try:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=min(smtp.timeout_s, 5.0)) as client:
+            code, _ = client.noop()
+        return CheckResult("smtp", code == 250, f"{smtp.host}:{smtp.port} answered {code}")
+    except (OSError, smtplib.SMTPException) as exc:
+        return CheckResult("smtp", False, f"{smtp.host}:{smtp.port}: {_short(exc)}")
+
+
+def run_checks(c: Container) -> list[CheckResult]:
+    return [*check_database(c), check_broker(c), check_smtp(c)]
+
+
+def _tcp_check(name: str, url: str) -> CheckResult:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2):
+            return CheckResult(name, True, _redact(url))
+    except OSError as exc:
+        return CheckResult(name, False, f"{_redact(url)}: {_short(exc)}")
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(parts.password, "***")
+    return url
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

@@ -1,0 +1,64 @@
+"""Settings: typed, validated once, bad values named."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.settings import Env, SmtpTls, load_settings
+from dunning.cli.main import main
+from dunning.errors import ConfigError
+
+
+def test_defaults_are_the_embedded_pipeline() -> None:
+    s = load_settings()
+    assert s.env is Env.development
+    assert s.database_url.startswith("sqlite:///")
+    assert s.broker_url == "stub://"
+    assert s.smtp.host is None
+    assert s.public_base_url == "http://127.0.0.1:8000"
+
+
+def test_nested_variables_use_double_underscore(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUNNING_SMTP__HOST", "mail.internal")
+    monkeypatch.setenv("DUNNING_SMTP__PORT", "587")
+    monkeypatch.setenv("DUNNING_SMTP__TLS", "starttls")
+    monkeypatch.setenv("DUNNING_STRIPE__WEBHOOK_SECRETS", '["whsec_a", "whsec_b"]')
+    s = load_settings()
+    assert (s.smtp.host, s.smtp.port, s.smtp.tls) == ("mail.internal", 587, SmtpTls.starttls)
+    assert [x.get_secret_value() for x in s.stripe.webhook_secrets] == ["whsec_a", "whsec_b"]
+
+
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUNNING_SMTP__PORT", "abc")
+    with pytest.raises(ConfigError, match="DUNNING_SMTP__PORT"):
+        load_settings()
+
+
+def test_bad_value_stops_check_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DUNNING_SMTP__PORT", "abc")
+    assert main(["check"]) == 2
+    assert "DUNNING_SMTP__PORT" in capsys.readouterr().err
+
+
+def test_production_refuses_default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUNNING_ENV", "production")
+    with pytest.raises(ConfigError, match="DUNNING_LINK_SECRET"):
+        load_settings()
+    monkeypatch.setenv("DUNNING_LINK_SECRET", "a-real-secret-value")
+    monkeypatch.setenv("DUNNING_OPS__PASSWORD", "another-real-secret")
+    assert load_settings().env is Env.production
+
+
+def test_unrelated_dotenv_keys_are_ignored(tmp_path: object) -> None:
+    from pathlib import Path
+
+    Path(".env").write_text("SOMETHING_ELSE=1\nDUNNING_MAIL_FROM=billing@shop.test\n")
+    assert load_settings().mail_from == "billing@shop.test"
+
+
+def test_secrets_do_not_print() -> None:
+    s = load_settings(link_secret="super-secret-value")
+    assert "super-secret-value" not in repr(s)
+    assert "super-secret-value" not in s.model_dump_json()
