@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+# Mastercard MAC -> minimum hours before the next attempt (DOMAIN.md §3); the policy file
+# repeats them under limits.mastercard.mac_delay_hours.
+DEFAULT_MAC_DELAY_HOURS: Mapping[str, float] = {
+    "02": 72.0,
+    "24": 1.0,
+    "25": 24.0,
+    "26": 48.0,
+    "27": 96.0,
+    "28": 144.0,
+    "29": 192.0,
+    "30": 240.0,
+}
+# Gateway decline code -> minimum hours before the next attempt (DOMAIN.md §4).
+DEFAULT_DECLINE_MIN_DELAY_HOURS: Mapping[str, float] = {"withdrawal_count_limit_exceeded": 24.0}
 
 
 class Verdict(StrEnum):
@@ -62,6 +78,8 @@ class RetryState:
     card_attempts: tuple[AttemptRecord, ...]
     # Other active cards of the customer that may take the retries: (id, network).
     backup_cards: tuple[tuple[str, str], ...] = ()
+    # Attempts on the backup cards (all invoices, all initiators), for their network limits.
+    other_card_attempts: tuple[AttemptRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +138,13 @@ class PlanPolicy:
     mc_max_attempts_24h: int = 10
     mc_max_attempts_30d: int = 35
     extra: dict[str, object] = field(default_factory=dict)
+    first_failure_email_delay_s: float = 0.0
+    visa_reattempt_window_days: int = 30
+    mc_short_window_hours: int = 24
+    mc_long_window_days: int = 30
+    mac_delay_hours: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_MAC_DELAY_HOURS)
+    )
+    decline_min_delay_hours: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_DECLINE_MIN_DELAY_HOURS)
+    )
