@@ -1,0 +1,157 @@
+"""Pure email rendering: kind + locale + context -> subject, plain text and HTML.
+
+Templates live in ``templates/email/`` as ``<kind>.<lang>.txt`` and ``<kind>.<lang>.html``; the
+subject is the ``subject`` variable the text template sets. HTML is autoescaped, every name is
+strict (a typo or a missing value raises), and the only IO is reading templates once.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from dunning.errors import PermanentError
+from dunning.mail.formatting import calendar_day, card_view, choose_locale, day_of, money, zone
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
+
+EMAIL_KINDS: tuple[str, ...] = (
+    "payment_failed",
+    "action_required",
+    "payment_retry_failed",
+    "final_notice",
+    "subscription_suspended",
+    "payment_recovered",
+    "card_updated",
+    "card_expiring",
+)
+LOCALES: tuple[str, ...] = ("en", "da")
+CONTEXT_KEYS: frozenset[str] = frozenset(
+    {
+        "customer_name",
+        "timezone",
+        "plan",
+        "amount",
+        "currency",
+        "card",
+        "new_card",
+        "update_url",
+        "next_attempt_at",
+        "suspend_at",
+        "paid_at",
+        "invoice_id",
+        "expires_on",
+    }
+)
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+class UnknownEmailKind(PermanentError):
+    """The email kind has no templates; the message lists the kinds that exist."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"unknown email kind {kind!r}; valid kinds: {', '.join(EMAIL_KINDS)}")
+        self.kind = kind
+
+
+class EmailContextError(PermanentError):
+    """The context lacks keys every email needs (they may be None, never absent)."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def _refuse_none(value: Any) -> Any:
+    # StrictUndefined catches absent names; this catches a present None printed as "None"
+    if value is None:
+        raise EmailContextError("a template printed a value that is None; guard it with {% if %}")
+    return value
+
+
+@functools.cache
+def _environment() -> Environment:
+    return Environment(
+        finalize=_refuse_none,
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+def check_kind(kind: str) -> None:
+    """Raise :class:`UnknownEmailKind` unless ``kind`` is one of :data:`EMAIL_KINDS`."""
+    if kind not in EMAIL_KINDS:
+        raise UnknownEmailKind(kind)
+
+
+def _values(
+    context: Mapping[str, Any], lang: str, fmt: str, brand_name: str, support_email: str
+) -> dict[str, Any]:
+    tz = zone(context["timezone"])
+    return {
+        "lang": lang,
+        "brand_name": brand_name,
+        "support_email": support_email,
+        "customer_name": (context["customer_name"] or "").strip(),
+        "plan": context["plan"],
+        "invoice_id": context["invoice_id"],
+        "update_url": context["update_url"],
+        "amount": money(context["amount"], context["currency"], fmt),
+        "card": card_view(context["card"]),
+        "new_card": card_view(context["new_card"]),
+        "next_attempt": day_of(context["next_attempt_at"], tz, fmt, "full"),
+        "suspend_on": day_of(context["suspend_at"], tz, fmt, "full"),
+        "paid_on": day_of(context["paid_at"], tz, fmt),
+        "expires_on": calendar_day(context["expires_on"], fmt),
+    }
+
+
+def _tidy(text: str) -> str:
+    # "-- " keeps its space: it is the signature separator mail clients recognise
+    lines = [line if line == "-- " else line.rstrip() for line in text.strip().splitlines()]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)) + "\n"
+
+
+def render_email(
+    kind: str,
+    locale: str,
+    context: Mapping[str, Any],
+    *,
+    brand_name: str,
+    support_email: str,
+) -> RenderedEmail:
+    """Render one email in the customer's language (English when it has no templates).
+
+    ``context`` must hold every key of :data:`CONTEXT_KEYS`; amounts are minor units, instants
+    ISO-8601 strings shown as days in the customer's zone.
+    """
+    check_kind(kind)
+    missing = CONTEXT_KEYS - context.keys()
+    if missing:
+        raise EmailContextError(
+            f"email context for {kind!r} lacks {', '.join(sorted(missing))}; "
+            "pass every key (None where it does not apply)"
+        )
+    lang, fmt = choose_locale(locale, LOCALES)
+    values = _values(context, lang, fmt, brand_name, support_email)
+    env = _environment()
+    text_module = env.get_template(f"{kind}.{lang}.txt").make_module(values)
+    subject = " ".join(str(getattr(text_module, "subject", "")).split())
+    if not subject:
+        raise EmailContextError(f"template {kind}.{lang}.txt sets no subject")
+    html = env.get_template(f"{kind}.{lang}.html").render(values, subject=subject)
+    return RenderedEmail(subject=subject, text=_tidy(str(text_module)), html=html)

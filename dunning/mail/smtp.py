@@ -1,0 +1,193 @@
+"""SMTP delivery over one reused aiosmtplib connection, behind the synchronous Transport port.
+
+A private event loop runs in a daemon thread; the client lives on that loop and is created at
+the first send, never at import or in the constructor. Sends are serialised (one client, one
+transaction at a time). A connection the server closed while idle is reopened once and the
+message resent; a copy that went out before the drop carries the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import ssl
+import threading
+from email.message import EmailMessage
+
+import aiosmtplib
+from aiosmtplib import (
+    SMTPException,
+    SMTPNotSupported,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+)
+
+from config.settings import SmtpSettings, SmtpTls
+from dunning.errors import ConfigError, MailPermanent, MailTransient
+from dunning.mail.transport import SendResult, all_refused
+
+logger = logging.getLogger(__name__)
+
+_SERVICE_CLOSING = 421
+# A send is several socket operations, each bounded by timeout_s; this only guards a stuck loop.
+_WAIT_FACTOR = 10
+
+
+def _dropped_while_idle(exc: BaseException) -> bool:
+    if isinstance(exc, SMTPServerDisconnected):
+        return True
+    return isinstance(exc, SMTPResponseException) and exc.code == _SERVICE_CLOSING
+
+
+class SmtpTransport:
+    """Sends through ``settings`` (host, port, TLS mode, login, timeout) on one connection."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if not settings.host:
+            raise ConfigError("the SMTP transport needs DUNNING_SMTP__HOST")
+        self._settings = settings
+        self._tls_context = tls_context
+        self._local_hostname = local_hostname
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: aiosmtplib.SMTP | None = None
+        self._closed = False
+        self.connections_opened = 0
+
+    def send(self, message: EmailMessage) -> SendResult:
+        """Send one message; MailTransient to retry later, MailPermanent to give up."""
+        with self._lock:
+            if self._closed:
+                raise MailTransient("the SMTP transport is closed; send again after restart")
+            loop = self._ensure_loop()
+            future = asyncio.run_coroutine_threadsafe(self._send(message), loop)
+            try:
+                return future.result(timeout=self._settings.timeout_s * _WAIT_FACTOR)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise MailTransient(
+                    f"SMTP send to {self._settings.host}:{self._settings.port} did not finish"
+                ) from None
+
+    def close(self) -> None:
+        """Say QUIT, then stop the loop thread. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread = self._loop, self._thread
+            if loop is None or thread is None:
+                return
+            try:
+                asyncio.run_coroutine_threadsafe(self._quit(), loop).result(
+                    timeout=self._settings.timeout_s + 1
+                )
+            except concurrent.futures.TimeoutError:
+                logger.warning("SMTP QUIT timed out; closing the socket")
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=self._settings.timeout_s)
+            if not thread.is_alive():
+                loop.close()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="smtp-transport", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        self._drop()
+        s = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password.get_secret_value() if s.password and s.username else None,
+            local_hostname=self._local_hostname,
+            timeout=s.timeout_s,
+            use_tls=s.tls is SmtpTls.tls,
+            # never None: that upgrades only when offered, which an attacker can strip
+            start_tls=s.tls is SmtpTls.starttls,
+            tls_context=self._tls_context,
+        )
+        await client.connect()
+        self._client = client
+        self.connections_opened += 1
+        logger.info("SMTP connected to %s:%s (tls=%s)", s.host, s.port, s.tls.value)
+        return client
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def _transact(self, message: EmailMessage) -> SendResult:
+        reused = self._client is not None and self._client.is_connected
+        client = await self._connect()
+        try:
+            errors, _reply = await client.send_message(message)
+        except (SMTPServerDisconnected, SMTPResponseException) as exc:
+            if not (reused and _dropped_while_idle(exc)):
+                raise
+            logger.info("SMTP server dropped the idle connection (%s); reconnecting", exc)
+            self._drop()
+            client = await self._connect()
+            errors, _reply = await client.send_message(message)
+        refused = {rcpt: (resp.code, resp.message) for rcpt, resp in errors.items()}
+        if refused:
+            logger.warning("SMTP refused some recipients of %s: %s", message["Message-ID"], refused)
+        return SendResult(refused=refused)
+
+    async def _send(self, message: EmailMessage) -> SendResult:
+        where = f"{self._settings.host}:{self._settings.port}"
+        try:
+            return await self._transact(message)
+        except SMTPRecipientsRefused as exc:
+            raise all_refused({r.recipient: (r.code, r.message) for r in exc.recipients}) from exc
+        except SMTPResponseException as exc:
+            answer = f"SMTP {where} answered {exc.code} {exc.message}"
+            if exc.code >= 500:
+                raise MailPermanent(answer) from exc
+            if exc.code == _SERVICE_CLOSING:
+                self._drop()
+            raise MailTransient(answer) from exc
+        except SMTPNotSupported as exc:
+            self._drop()
+            raise MailTransient(
+                f"SMTP {where} lacks a feature we need ({exc}); check DUNNING_SMTP__TLS"
+            ) from exc
+        except (SMTPException, OSError) as exc:
+            # connection refused or lost, timeouts, TLS failures: the server may come back
+            self._drop()
+            raise MailTransient(f"SMTP {where} unreachable: {exc}") from exc
+        except ValueError as exc:
+            raise MailPermanent(f"message cannot be sent: {exc}") from exc
+        except asyncio.CancelledError:
+            # a cancelled transaction leaves the session in an unknown state
+            self._drop()
+            raise
+
+    async def _quit(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if client.is_connected:
+                await client.quit()
+        except (SMTPException, OSError) as exc:
+            logger.info("SMTP QUIT failed (%s); closing the socket", exc)
+        finally:
+            client.close()

@@ -1,0 +1,142 @@
+"""How a built message leaves: the Transport port, the .eml file outbox and the in-memory twin.
+
+The interface is synchronous because dramatiq actors run in threads; the SMTP transport
+(:mod:`dunning.mail.smtp`) hides its event loop behind the same interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from dunning.errors import MailPermanent, MailTransient
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """Accepted for at least one recipient; ``refused`` maps each refused one to (code, reply)."""
+
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage) -> SendResult:
+        """Hand the message over; raise MailTransient (retry later) or MailPermanent (give up)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads; safe to call twice."""
+        ...
+
+
+def all_refused(refused: dict[str, tuple[int, str]]) -> MailTransient | MailPermanent:
+    """The error for a message every recipient refused.
+
+    Only 4xx refusals (greylisting, a full mailbox) are worth a later retry; any 5xx among
+    them makes the whole send permanent.
+    """
+    answers = "; ".join(f"{rcpt}: {code} {reply}" for rcpt, (code, reply) in refused.items())
+    if all(400 <= code < 500 for code, _ in refused.values()):
+        return MailTransient(f"every recipient was refused for now: {answers}")
+    return MailPermanent(f"every recipient was refused: {answers}")
+
+
+def eml_name(message_id: str) -> str:
+    """A file name for a Message-ID: the same id always maps to the same name."""
+    core = message_id.strip().strip("<>") or "no-message-id"
+    return _UNSAFE.sub("_", core)[:200] + ".eml"
+
+
+class FileTransport:
+    """Writes each message to ``<outbox_dir>/<message-id>.eml``; a resend overwrites its file."""
+
+    def __init__(self, outbox_dir: Path | str) -> None:
+        self.outbox_dir = Path(outbox_dir)
+
+    def send(self, message: EmailMessage) -> SendResult:
+        """Write the message atomically (temporary file, then rename)."""
+        message_id = str(message.get("Message-ID", ""))
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+        target = self.outbox_dir / eml_name(message_id)
+        data = message.as_bytes(policy=SMTP)
+        fd, tmp = tempfile.mkstemp(dir=self.outbox_dir, prefix=".tmp-", suffix=".eml")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        logger.info("wrote %s to the outbox %s", message_id, target)
+        return SendResult()
+
+    def close(self) -> None:
+        return None
+
+
+class MemoryTransport:
+    """Keeps sent messages in ``.sent`` for tests; failures and refusals can be scripted."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+        self.closed = False
+        self._failures: list[Exception] = []
+        self._refusals: dict[str, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def fail_next(self, n: int, exc: Exception) -> None:
+        """Make the next ``n`` sends raise ``exc`` (nothing is recorded as sent)."""
+        with self._lock:
+            self._failures.extend([exc] * n)
+
+    def refuse(self, address: str, code: int = 550, reply: str = "mailbox unavailable") -> None:
+        """Refuse ``address`` from now on, as a server refusing one recipient would."""
+        with self._lock:
+            self._refusals[address.lower()] = (code, reply)
+
+    def send(self, message: EmailMessage) -> SendResult:
+        """Record the message, or raise the next scripted failure."""
+        with self._lock:
+            if self._failures:
+                raise self._failures.pop(0)
+            recipients = [
+                addr.addr_spec
+                for name in ("To", "Cc")
+                for header in message.get_all(name, [])
+                for addr in header.addresses
+            ]
+            known = self._refusals
+            refused = {r: known[r.lower()] for r in recipients if r.lower() in known}
+            if recipients and len(refused) == len(recipients):
+                raise all_refused(refused)
+            self.sent.append(message)
+            return SendResult(refused=refused)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def make_transport(settings: Settings) -> Transport:
+    """SMTP when ``DUNNING_SMTP__HOST`` is set, else the .eml file outbox."""
+    if settings.smtp.host:
+        from dunning.mail.smtp import SmtpTransport
+
+        return SmtpTransport(settings.smtp)
+    return FileTransport(settings.outbox_dir)

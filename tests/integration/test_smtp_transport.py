@@ -1,0 +1,247 @@
+"""The SMTP transport against a real SMTP server (aiosmtpd) started by each test."""
+
+from __future__ import annotations
+
+import email
+import logging
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from pydantic import SecretStr
+
+from config.settings import SmtpSettings, SmtpTls
+from dunning.errors import MailPermanent, MailTransient
+from dunning.mail.message import build_message, message_id_for
+from dunning.mail.render import render_email
+from dunning.mail.samples import sample_context
+from dunning.mail.smtp import SmtpTransport
+from tests.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class Sink:
+    """Accepts mail, refuses ``nobody@``, rejects subjects with SPAM, drops when told."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[tuple[str, int], list[str], bytes]] = []
+        self.drop_next_mail: str | None = None  # "silent" or "421"
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        mode, self.drop_next_mail = self.drop_next_mail, None
+        if mode == "silent":
+            server.transport.abort()  # gone without a word, as a NAT or idle reaper does
+            return "250 OK"
+        if mode == "421":
+            server.loop.call_soon(server.transport.close)
+            return "421 4.4.2 idle too long, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if b"SPAM" in envelope.content:
+            return "554 5.7.1 message looks like spam"
+        self.received.append((session.peer, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK queued"
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def sink() -> Sink:
+    return Sink()
+
+
+@pytest.fixture
+def server(sink: Sink, port: int) -> Iterator[Controller]:
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop(no_assert=True)
+
+
+@pytest.fixture
+def transport(port: int) -> Iterator[SmtpTransport]:
+    t = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, timeout_s=5), local_hostname="t")
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+def message(
+    n: int, to: str = "ana@example.com", cc: tuple[str, ...] = (), subject: str = ""
+) -> EmailMessage:
+    kind = "payment_failed"
+    rendered = render_email(
+        kind, "da", sample_context(kind), brand_name="Acme", support_email="help@acme.test"
+    )
+    if subject:
+        rendered = type(rendered)(subject=subject, text=rendered.text, html=rendered.html)
+    return build_message(
+        rendered,
+        mail_from="billing@acme.test",
+        to=to,
+        cc=list(cc),
+        message_id=message_id_for(f"{kind}:inv_{n}", "billing@acme.test"),
+    )
+
+
+def test_several_messages_share_one_connection_and_arrive_intact(
+    server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    sent = [message(n) for n in range(5)]
+    for m in sent:
+        assert transport.send(m).refused == {}
+    assert transport.connections_opened == 1
+    assert len({peer for peer, _, _ in sink.received}) == 1  # one client port: one connection
+    for m, (_, rcpts, raw) in zip(sent, sink.received, strict=True):
+        got = email.message_from_bytes(raw, policy=policy.default)
+        assert got["Message-ID"] == m["Message-ID"]
+        assert got.get_content_type() == "multipart/alternative"
+        text = got.get_body(("plain",))
+        assert text is not None and "125,00\xa0€" in text.get_content()
+        assert rcpts == ["ana@example.com"]
+
+
+def test_partially_refused_recipient_is_reported(
+    server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    result = transport.send(message(1, cc=("nobody@example.com", "books@example.com")))
+    assert set(result.refused) == {"nobody@example.com"}
+    code, reply = result.refused["nobody@example.com"]
+    assert code == 550 and "no such user" in reply
+    assert sink.received[0][1] == ["ana@example.com", "books@example.com"]
+
+
+def test_every_recipient_refused_is_permanent(server: Controller, transport: SmtpTransport) -> None:
+    with pytest.raises(MailPermanent, match="550"):
+        transport.send(message(1, to="nobody@example.com"))
+
+
+def test_5xx_answer_is_permanent_and_the_connection_stays_usable(
+    server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    with pytest.raises(MailPermanent, match="554 5.7.1 message looks like spam"):
+        transport.send(message(1, subject="SPAM offer"))
+    transport.send(message(2))
+    assert len(sink.received) == 1
+    assert transport.connections_opened == 1
+
+
+def test_unreachable_server_is_transient(transport: SmtpTransport) -> None:
+    with pytest.raises(MailTransient, match="unreachable"):
+        transport.send(message(1))
+
+
+def test_stopped_server_is_transient_and_a_restarted_one_is_used_again(
+    sink: Sink, port: int, transport: SmtpTransport
+) -> None:
+    first = Controller(sink, hostname="127.0.0.1", port=port)
+    first.start()
+    transport.send(message(1))
+    first.stop()
+    with pytest.raises(MailTransient):
+        transport.send(message(2))
+    second = Controller(sink, hostname="127.0.0.1", port=port)
+    second.start()
+    try:
+        transport.send(message(3))
+    finally:
+        second.stop()
+    assert len(sink.received) == 2
+    assert transport.connections_opened == 2
+
+
+@pytest.mark.parametrize("how", ["silent", "421"])
+def test_connection_dropped_while_idle_is_reopened_and_the_message_resent(
+    how: str,
+    server: Controller,
+    sink: Sink,
+    transport: SmtpTransport,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport.send(message(1))
+    sink.drop_next_mail = how
+    with caplog.at_level(logging.INFO, logger="dunning.mail.smtp"):
+        result = transport.send(message(2))
+    assert result.refused == {}
+    assert "dropped the idle connection" in caplog.text
+    assert transport.connections_opened == 2
+    assert [email.message_from_bytes(raw)["Message-ID"] for _, _, raw in sink.received] == [
+        message(1)["Message-ID"],
+        message(2)["Message-ID"],
+    ]
+    assert sink.received[0][0] != sink.received[1][0]
+
+
+def test_send_after_close_is_transient(server: Controller, transport: SmtpTransport) -> None:
+    transport.send(message(1))
+    transport.close()
+    transport.close()
+    with pytest.raises(MailTransient, match="closed"):
+        transport.send(message(2))
+
+
+@pytest.mark.parametrize("tls", [SmtpTls.starttls, SmtpTls.tls])
+def test_required_tls_never_falls_back_to_plain_text(
+    tls: SmtpTls, server: Controller, sink: Sink, port: int
+) -> None:
+    t = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, tls=tls, timeout_s=5))
+    try:
+        with pytest.raises(MailTransient):
+            t.send(message(1))
+    finally:
+        t.close()
+    assert sink.received == []
+
+
+def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+    from aiosmtpd.smtp import AuthResult
+
+    ok = data.login == b"mailer" and data.password == b"pa55"
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.mark.parametrize(("password", "delivered"), [("pa55", True), ("wrong", False)])
+def test_login_uses_the_configured_credentials(
+    password: str, delivered: bool, sink: Sink, port: int
+) -> None:
+    controller = Controller(
+        sink, hostname="127.0.0.1", port=port, authenticator=_authenticator, auth_require_tls=False
+    )
+    controller.start()
+    settings = SmtpSettings(
+        host="127.0.0.1", port=port, username="mailer", password=SecretStr(password), timeout_s=5
+    )
+    t = SmtpTransport(settings)
+    try:
+        if delivered:
+            t.send(message(1))
+        else:
+            with pytest.raises(MailPermanent, match="535"):
+                t.send(message(1))
+    finally:
+        t.close()
+        controller.stop()
+    assert len(sink.received) == (1 if delivered else 0)
