@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import threading
+from collections.abc import Callable
 from email import policy
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from dunning.mail.transport import (
     FileTransport,
     MemoryTransport,
     SendResult,
+    Transport,
     eml_name,
     make_transport,
 )
@@ -113,3 +115,28 @@ def test_make_transport_picks_smtp_only_when_a_host_is_set(tmp_path: Path) -> No
     assert smtp.connections_opened == 0
     assert "smtp-transport" not in {t.name for t in threading.enumerate()}
     smtp.close()
+
+
+def _file(tmp_path: Path) -> tuple[Transport, Callable[[], list[bytes]]]:
+    t = FileTransport(tmp_path / "outbox")
+    return t, lambda: [p.read_bytes() for p in sorted((tmp_path / "outbox").iterdir())]
+
+
+def _memory(tmp_path: Path) -> tuple[Transport, Callable[[], list[bytes]]]:
+    t = MemoryTransport()
+    return t, lambda: [m.as_bytes() for m in t.sent]
+
+
+@pytest.mark.parametrize("make", [_file, _memory], ids=["file", "memory"])
+def test_twins_keep_one_copy_per_message_id_with_headers_intact(
+    make: Callable[[Path], tuple[Transport, Callable[[], list[bytes]]]], tmp_path: Path
+) -> None:
+    transport, stored = make(tmp_path)
+    m = message("card_expiring:pm_1:2026-03:30d")
+    assert transport.send(m).refused == {}
+    transport.close()
+    copies = stored()
+    assert len(copies) == 1
+    parsed = email.message_from_bytes(copies[0], policy=policy.default)
+    assert parsed["Message-ID"] == m["Message-ID"]
+    assert parsed["Auto-Submitted"] == "auto-generated"
