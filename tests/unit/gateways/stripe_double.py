@@ -1,0 +1,430 @@
+"""A local stand-in for Stripe's API: just enough of PaymentIntents, SetupIntents, payment
+method detach and invoice pay for :class:`~dunning.gateways.stripe.StripeGateway`.
+
+It is strict where Stripe is and where the gateway must be: Bearer auth, form encoding,
+an ``Idempotency-Key`` on every POST, lower-case currencies. The same key with the same
+parameters replays the stored answer; with other parameters it is a 400 ``idempotency_error``.
+Faults are queued with :meth:`StripeDouble.fail_next`: ``timeout`` (no answer, nothing done),
+``timeout_after`` (done, then no answer), ``500``, ``429`` and ``connect``.
+
+The same double serves two ways: :meth:`StripeDouble.transport` (httpx.MockTransport, in process)
+and :func:`serve` (Starlette under uvicorn on 127.0.0.1, real HTTP).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.services import free_port
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a payment method answers: succeed, decline (with Stripe's codes) or need 3-D Secure."""
+
+    code: str | None = None  # error code; None means success
+    decline_code: str | None = None
+    network_decline_code: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+
+
+def _declined(decline_code: str, network: str | None, code: str = "card_declined") -> Behaviour:
+    return Behaviour(code, decline_code, network)
+
+
+# Stripe's test payment methods, so the tests read like Stripe's docs.
+TEST_METHODS: dict[str, Behaviour] = {
+    "pm_card_visa": Behaviour(),
+    "pm_card_mastercard": Behaviour(),
+    "pm_card_chargeDeclined": _declined("generic_decline", "05"),
+    "pm_card_chargeDeclinedInsufficientFunds": _declined("insufficient_funds", "51"),
+    "pm_card_chargeDeclinedLostCard": _declined("lost_card", "41"),
+    "pm_card_chargeDeclinedStolenCard": _declined("stolen_card", "43"),
+    "pm_card_chargeDeclinedExpiredCard": _declined("expired_card", "54", "expired_card"),
+    "pm_card_chargeDeclinedIncorrectCvc": _declined("incorrect_cvc", "N7", "incorrect_cvc"),
+    "pm_card_chargeDeclinedProcessingError": _declined(
+        "processing_error", "96", "processing_error"
+    ),
+    "pm_card_authenticationRequired": Behaviour("authentication_required"),
+}
+
+
+@dataclass
+class Seen:
+    """One request as the double received it (``path`` as sent on the wire, still escaped)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: dict[str, str]
+    query: dict[str, str]
+    replayed: bool = False
+
+
+@dataclass
+class Reply:
+    status: int
+    body: JSON
+    fault: str | None = None  # timeout | timeout_after | connect
+
+
+@dataclass
+class StripeDouble:
+    api_key: str = "sk_test_double"
+    behaviours: dict[str, Behaviour] = field(default_factory=lambda: dict(TEST_METHODS))
+    seen: list[Seen] = field(default_factory=list)
+    intents: list[JSON] = field(default_factory=list)
+    invoices: dict[str, JSON] = field(default_factory=dict)
+    detached: set[str] = field(default_factory=set)
+    hang_s: float = 10.0  # how long a "timeout" holds the HTTP answer back
+    _faults: list[str] = field(default_factory=list)
+    _keys: dict[str, tuple[str, dict[str, str], Reply]] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _release: threading.Event = field(default_factory=threading.Event)
+
+    # -- scripting -----------------------------------------------------------------------------
+    def fail_next(self, *faults: str) -> None:
+        """Answer the next requests with these faults, one each, in order."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def add_invoice(self, invoice_id: str, *, customer: str, amount: int, currency: str) -> None:
+        self.invoices[invoice_id] = {
+            "id": invoice_id,
+            "object": "invoice",
+            "customer": customer,
+            "amount_due": amount,
+            "currency": currency,
+            "status": "open",
+            "payment_intent": None,
+        }
+
+    def release(self) -> None:
+        """Let held ("timeout") HTTP answers go, so the server can stop at once."""
+        self._release.set()
+
+    def posts(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.method == "POST" and s.path == path]
+
+    # -- the API -------------------------------------------------------------------------------
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, query: str
+    ) -> Reply:
+        headers = {k.lower(): v for k, v in headers.items()}
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True)) if body else {}
+        seen = Seen(method, path, headers, form, dict(parse_qsl(query)))
+        with self._lock:
+            self.seen.append(seen)
+            fault = self._faults.pop(0) if self._faults else None
+            if fault in ("500", "429"):
+                return Reply(int(fault), _error("api_error", "injected", "injected fault"))
+            if fault in ("timeout", "connect"):
+                return Reply(504, {}, fault)
+            reply = self._checked(method, path, headers, body, form, seen)
+            return Reply(reply.status, reply.body, fault) if fault else reply
+
+    def _checked(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        form: dict[str, str],
+        seen: Seen,
+    ) -> Reply:
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            return Reply(401, _error("invalid_request_error", None, "Invalid API Key provided"))
+        if method != "POST":
+            return self._route(method, path, seen.query)
+        if body and headers.get("content-type") != "application/x-www-form-urlencoded":
+            return Reply(400, _error("invalid_request_error", None, "expected a form body"))
+        key = headers.get("idempotency-key")
+        if not key:
+            return Reply(
+                400, _error("invalid_request_error", None, "the double wants an Idempotency-Key")
+            )
+        stored = self._keys.get(key)
+        if stored is not None:
+            if (stored[0], stored[1]) != (path, form):
+                return Reply(
+                    400,
+                    _error(
+                        "idempotency_error",
+                        None,
+                        "Keys for idempotent requests can only be used with the same parameters",
+                    ),
+                )
+            seen.replayed = True
+            return stored[2]
+        reply = self._route(method, path, form)
+        self._keys[key] = (path, form, reply)
+        return reply
+
+    def _route(self, method: str, path: str, params: dict[str, str]) -> Reply:
+        parts = path.strip("/").split("/")
+        if method == "GET" and path == "/v1/payment_intents":
+            return self._list_intents(params)
+        if method == "POST" and path == "/v1/payment_intents":
+            return self._create_intent(params)
+        if method == "POST" and path == "/v1/setup_intents":
+            return self._setup(params)
+        if (
+            method == "POST"
+            and len(parts) == 4
+            and parts[:2] == ["v1", "payment_methods"]
+            and parts[3] == "detach"
+        ):
+            return self._detach(parts[2])
+        if (
+            method == "POST"
+            and len(parts) == 4
+            and parts[:2] == ["v1", "invoices"]
+            and parts[3] == "pay"
+        ):
+            return self._pay_invoice(parts[2], params)
+        return Reply(
+            404,
+            _error(
+                "invalid_request_error",
+                "resource_missing",
+                f"Unrecognized request URL ({method}: {path})",
+            ),
+        )
+
+    def _create_intent(self, form: dict[str, str]) -> Reply:
+        missing = [
+            k for k in ("amount", "currency", "customer", "payment_method") if not form.get(k)
+        ]
+        if missing:
+            return Reply(
+                400,
+                _error(
+                    "invalid_request_error",
+                    "parameter_missing",
+                    f"Missing required param: {missing[0]}.",
+                ),
+            )
+        if form["currency"] != form["currency"].lower() or not form["amount"].isdigit():
+            return Reply(
+                400,
+                _error("invalid_request_error", "parameter_invalid", "Invalid currency or amount"),
+            )
+        behaviour = self.behaviours.get(form["payment_method"])
+        if behaviour is None:
+            return Reply(
+                400,
+                _error(
+                    "invalid_request_error",
+                    "resource_missing",
+                    f"No such PaymentMethod: '{form['payment_method']}'",
+                ),
+            )
+        intent: JSON = {
+            "id": f"pi_double{next(self._ids):06d}",
+            "object": "payment_intent",
+            "amount": int(form["amount"]),
+            "currency": form["currency"],
+            "customer": form["customer"],
+            "payment_method": form["payment_method"],
+            "metadata": _sub(form, "metadata"),
+            "status": "succeeded",
+            "last_payment_error": None,
+        }
+        self.intents.append(intent)
+        if behaviour.code is None:
+            return Reply(200, intent)
+        if behaviour.code == "authentication_required" and form.get("off_session") != "true":
+            intent["status"] = "requires_action"
+            return Reply(200, intent)
+        error = _card_error(behaviour)
+        intent.update(status="requires_payment_method", last_payment_error=error)
+        return Reply(402, {"error": {**error, "payment_intent": intent}})
+
+    def _list_intents(self, query: dict[str, str]) -> Reply:
+        mine = [i for i in reversed(self.intents) if i["customer"] == query.get("customer")]
+        after = query.get("starting_after")
+        if after:
+            ids = [i["id"] for i in mine]
+            mine = mine[ids.index(after) + 1 :] if after in ids else []
+        limit = int(query.get("limit", "10"))
+        page = mine[:limit]
+        return Reply(
+            200,
+            {
+                "object": "list",
+                "data": page,
+                "has_more": len(mine) > limit,
+                "url": "/v1/payment_intents",
+            },
+        )
+
+    def _setup(self, form: dict[str, str]) -> Reply:
+        behaviour = self.behaviours.get(form.get("payment_method", ""))
+        if behaviour is None:
+            return Reply(
+                400, _error("invalid_request_error", "resource_missing", "No such PaymentMethod")
+            )
+        setup: JSON = {
+            "id": f"seti_double{next(self._ids):06d}",
+            "object": "setup_intent",
+            "status": "succeeded",
+        }
+        if behaviour.code == "authentication_required":
+            return Reply(200, {**setup, "status": "requires_action"})
+        if behaviour.code is not None:
+            error = _card_error(behaviour)
+            return Reply(
+                402,
+                {
+                    "error": {
+                        **error,
+                        "setup_intent": {**setup, "status": "requires_payment_method"},
+                    }
+                },
+            )
+        return Reply(200, setup)
+
+    def _detach(self, method_id: str) -> Reply:
+        if method_id not in self.behaviours or method_id in self.detached:
+            return Reply(
+                404,
+                _error(
+                    "invalid_request_error",
+                    "resource_missing",
+                    f"No such PaymentMethod: '{method_id}'",
+                ),
+            )
+        self.detached.add(method_id)
+        return Reply(200, {"id": method_id, "object": "payment_method", "customer": None})
+
+    def _pay_invoice(self, invoice_id: str, form: dict[str, str]) -> Reply:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            return Reply(
+                404,
+                _error(
+                    "invalid_request_error", "resource_missing", f"No such invoice: '{invoice_id}'"
+                ),
+            )
+        behaviour = self.behaviours.get(form.get("payment_method", "pm_card_visa"), Behaviour())
+        pi_id = f"pi_double{next(self._ids):06d}"
+        if behaviour.code == "authentication_required":
+            return Reply(
+                402,
+                _error(
+                    "card_error",
+                    "invoice_payment_intent_requires_action",
+                    "This payment requires additional user action",
+                ),
+            )
+        if behaviour.code is not None:
+            return Reply(
+                402, {"error": {**_card_error(behaviour), "payment_intent": {"id": pi_id}}}
+            )
+        invoice.update(status="paid", payment_intent=pi_id)
+        return Reply(200, dict(invoice))
+
+    # -- serving -------------------------------------------------------------------------------
+    def transport(self) -> httpx.MockTransport:
+        """In-process transport: faults become the httpx exceptions a real network raises."""
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            raw_path = request.url.raw_path.split(b"?")[0].decode()
+            reply = self.handle(
+                request.method,
+                raw_path,
+                request.headers,
+                request.read(),
+                request.url.query.decode(),
+            )
+            if reply.fault in ("timeout", "timeout_after"):
+                raise httpx.ReadTimeout("double: no answer", request=request)
+            if reply.fault == "connect":
+                raise httpx.ConnectError("double: connection refused", request=request)
+            return httpx.Response(reply.status, json=reply.body)
+
+        return httpx.MockTransport(handler)
+
+    def asgi_app(self) -> Starlette:
+        async def endpoint(request: Request) -> Response:
+            body = await request.body()
+            raw_path = request.scope.get("raw_path", b"").decode() or request.url.path
+            reply = self.handle(request.method, raw_path, request.headers, body, request.url.query)
+            if reply.fault is not None:
+                # Hold the answer back until the client has given up (or the test releases it).
+                await anyio.to_thread.run_sync(self._release.wait, self.hang_s)
+            return JSONResponse(reply.body, status_code=reply.status)
+
+        return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+
+
+def _sub(form: Mapping[str, str], name: str) -> dict[str, str]:
+    prefix = name + "["
+    return {
+        k[len(prefix) : -1]: v for k, v in form.items() if k.startswith(prefix) and k.endswith("]")
+    }
+
+
+def _error(kind: str, code: str | None, message: str) -> JSON:
+    return {"error": {"type": kind, "code": code, "message": message}}
+
+
+def _card_error(b: Behaviour) -> JSON:
+    return {
+        "type": "card_error",
+        "code": b.code,
+        "decline_code": b.decline_code or b.code,
+        "network_decline_code": b.network_decline_code,
+        "advice_code": b.advice_code,
+        "network_advice_code": b.network_advice_code,
+        "message": "Your card was declined.",
+    }
+
+
+@contextmanager
+def serve(double: StripeDouble) -> Iterator[str]:
+    """Serve ``double`` over real HTTP on 127.0.0.1; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        double.asgi_app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        http="h11",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="stripe-double", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:  # uvicorn offers a flag, not an event, for "listening"
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the Stripe double did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        double.release()
+        server.should_exit = True
+        thread.join(timeout=10)

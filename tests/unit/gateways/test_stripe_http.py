@@ -1,0 +1,64 @@
+"""The Stripe gateway over real HTTP on 127.0.0.1: the double under uvicorn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from dunning.errors import GatewayUnavailable
+from dunning.gateways.base import ChargeRequest, ChargeResult, Decline
+from dunning.gateways.stripe import StripeGateway
+from tests.unit.gateways.stripe_double import StripeDouble, serve
+
+TIMEOUT_S = 0.5
+
+
+@pytest.fixture
+def live(double: StripeDouble) -> Iterator[StripeGateway]:
+    with serve(double) as base_url:
+        gw = StripeGateway(double.api_key, api_base=base_url, timeout_s=TIMEOUT_S)
+        try:
+            yield gw
+        finally:
+            gw.close()
+
+
+def req(key: str, token: str = "pm_card_visa") -> ChargeRequest:
+    return ChargeRequest(
+        customer_id="cus_9", token=token, amount=990, currency="DKK", idempotency_key=key
+    )
+
+
+def test_charge_decline_and_replay_over_http(live: StripeGateway, double: StripeDouble) -> None:
+    assert live.charge(req("a")) == ChargeResult("succeeded", charge_id="pi_double000001")
+    assert live.charge(req("a")).charge_id == "pi_double000001"
+    declined = live.charge(req("b", "pm_card_chargeDeclinedInsufficientFunds"))
+    assert declined.decline == Decline("insufficient_funds", "51")
+    posts = double.posts("/v1/payment_intents")
+    assert [p.replayed for p in posts] == [False, True, False]
+    assert all(p.headers["content-type"] == "application/x-www-form-urlencoded" for p in posts)
+    assert posts[0].form["currency"] == "dkk" and posts[0].form["metadata[idempotency_key]"] == "a"
+
+
+def test_timeout_then_lookup_over_http(live: StripeGateway, double: StripeDouble) -> None:
+    double.fail_next("timeout_after")
+    started = time.monotonic()
+    with pytest.raises(GatewayUnavailable, match="timed out"):
+        live.charge(req("lost"))
+    assert (
+        time.monotonic() - started < TIMEOUT_S * 4
+    )  # the client gave up; it did not wait the double out
+    double.release()
+    assert live.lookup("lost", customer_id="cus_9") == ChargeResult("succeeded", "pi_double000001")
+    assert len(double.intents) == 1
+
+
+def test_server_error_over_http_is_unavailable(live: StripeGateway, double: StripeDouble) -> None:
+    double.fail_next("500")
+    with pytest.raises(GatewayUnavailable, match="500"):
+        live.charge(req("c"))
+    assert live.charge(
+        req("c")
+    ).succeeded  # the injected 500 came before any work: nothing is stored under the key
