@@ -136,6 +136,8 @@ invoices = Table(
     Column("attempt_count", Integer, nullable=False, server_default="0"),
     Column("first_failed_at", UtcDateTime()),
     Column("next_attempt_at", UtcDateTime()),  # NULL: no charge scheduled
+    Column("next_attempt_reason", String(64)),  # the policy's reason for that attempt
+    Column("retry_payment_method_id", ID),  # the card the policy chose for it (a backup card)
     Column("next_step_at", UtcDateTime()),  # NULL: no reminder/final notice/suspension due
     Column("steps_done", Integer, nullable=False, server_default="0"),
     Column("last_decline_code", String(64)),
@@ -229,7 +231,8 @@ notifications = Table(
     Column("context", JSON, nullable=False),  # what the template needs; never card numbers
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("not_before", UtcDateTime(), nullable=False),  # after the customer's quiet hours
-    Column("claimed_until", UtcDateTime()),
+    Column("enqueued_until", UtcDateTime()),  # the producer's claim: not enqueued again before
+    Column("claimed_until", UtcDateTime()),  # the sender's lease
     Column("send_attempts", Integer, nullable=False, server_default="0"),
     Column("message_id", String(255), nullable=False),
     Column("last_error", Text),

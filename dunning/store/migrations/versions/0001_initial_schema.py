@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 22:46:07.952606
+Create Date: 2026-11-23 22:58:21.617853
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column("not_before", dunning.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("enqueued_until", dunning.store.types.UtcDateTime(timezone=True), nullable=True),
         sa.Column("claimed_until", dunning.store.types.UtcDateTime(timezone=True), nullable=True),
         sa.Column("send_attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("message_id", sa.String(length=255), nullable=False),
@@ -264,6 +265,8 @@ def upgrade() -> None:
         sa.Column("attempt_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("first_failed_at", dunning.store.types.UtcDateTime(timezone=True), nullable=True),
         sa.Column("next_attempt_at", dunning.store.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_reason", sa.String(length=64), nullable=True),
+        sa.Column("retry_payment_method_id", sa.String(length=64), nullable=True),
         sa.Column("next_step_at", dunning.store.types.UtcDateTime(timezone=True), nullable=True),
         sa.Column("steps_done", sa.Integer(), server_default="0", nullable=False),
         sa.Column("last_decline_code", sa.String(length=64), nullable=True),

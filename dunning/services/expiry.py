@@ -1,0 +1,114 @@
+"""Card-expiry reminders: for cards backing an active subscription whose next charge falls
+after the card expires. The dedup key ``card_expiring:<card>:<yyyy-mm>:<offset>`` keeps each
+reminder to one, and the SQL that finds candidates mirrors it."""
+
+from __future__ import annotations
+
+from calendar import monthrange
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select, tuple_
+
+from dunning.bootstrap import Container
+from dunning.policy.expiry import expiry_reminders
+from dunning.services import notify
+from dunning.store.tables import customers, payment_methods, subscriptions
+from dunning.store.uow import after_commit, transaction
+
+# A reminder found later than this after its time is skipped: the next offset covers it.
+STALE_AFTER = timedelta(days=2)
+
+
+def _months_ahead(now: datetime, months: int) -> list[tuple[int, int]]:
+    y, m = now.year, now.month
+    out = []
+    for _ in range(months + 1):
+        out.append((y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def queue_expiry_reminders(c: Container, now: datetime) -> int:
+    """Queue the reminders that are due now; returns how many were newly queued."""
+    horizon_days = max(c.policy.for_plan("default", "month").expiry_reminder_days or (0,))
+    months = _months_ahead(now, horizon_days // 28 + 2)
+    stmt = (
+        select(
+            payment_methods,
+            customers.c.email,
+            customers.c.name,
+            customers.c.locale,
+            customers.c.timezone,
+            customers.c.billing_emails,
+            customers.c.card_generation,
+            subscriptions.c.plan,
+            subscriptions.c.interval,
+            subscriptions.c.amount,
+            subscriptions.c.currency,
+            subscriptions.c.current_period_end,
+        )
+        .join(subscriptions, subscriptions.c.payment_method_id == payment_methods.c.id)
+        .join(customers, customers.c.id == payment_methods.c.customer_id)
+        .where(
+            payment_methods.c.status == "active",
+            tuple_(payment_methods.c.exp_year, payment_methods.c.exp_month).in_(months),
+            subscriptions.c.status == "active",
+        )
+    )
+    queued = 0
+    with transaction(c.engine) as conn:
+        requests = []
+        seen: set[str] = set()
+        for row in conn.execute(stmt).mappings():
+            last_day = date(
+                row["exp_year"], row["exp_month"], monthrange(row["exp_year"], row["exp_month"])[1]
+            )
+            next_charge = row["current_period_end"]
+            if next_charge is not None and next_charge.date() <= last_day:
+                continue  # the next charge happens while the card is still valid
+            policy = c.policy.for_plan(row["plan"], row["interval"])
+            tz = row["timezone"] or "UTC"
+            for reminder in expiry_reminders(row["exp_month"], row["exp_year"], tz, policy):
+                if not (reminder.at <= now < reminder.at + STALE_AFTER):
+                    continue
+                key = (
+                    f"card_expiring:{row['id']}:{row['exp_year']:04d}-"
+                    f"{row['exp_month']:02d}:{reminder.offset_label}"
+                )
+                if key in seen:
+                    continue
+                seen.add(key)
+                cust = {
+                    "id": row["customer_id"],
+                    "email": row["email"],
+                    "name": row["name"],
+                    "locale": row["locale"],
+                    "timezone": tz,
+                    "billing_emails": row["billing_emails"],
+                    "card_generation": row["card_generation"],
+                }
+                ctx = notify.context(
+                    cust,
+                    plan=row["plan"],
+                    amount=row["amount"],
+                    currency=row["currency"],
+                    card=row,
+                    update_url=notify.link_for(c, cust, "update_card", now),
+                    expires_on=last_day.isoformat(),
+                )
+                requests.append(
+                    notify.EmailRequest(
+                        "card_expiring",
+                        key,
+                        cust,
+                        ctx,
+                        payment_method_id=row["id"],
+                        plan=row["plan"],
+                        interval=row["interval"],
+                    )
+                )
+        ids = notify.queue_emails(conn, c, requests, now) if requests else []
+        queued = len(ids)
+        if ids:
+            after_commit(conn, lambda: c.dispatcher.send_notifications(ids))
+    return queued

@@ -1,0 +1,155 @@
+"""Queue customer emails in the outbox: one row per dedup key, claimed before sending.
+
+The row holds the template context, so the email says what was true when it was decided. The
+``Message-ID`` is derived from the dedup key: a copy sent in SMTP's crash window carries the
+same one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from dunning.bootstrap import Container
+from dunning.links import make_link_token, update_url
+from dunning.mail.message import message_id_for
+from dunning.policy.timing import email_time
+from dunning.store.tables import notifications
+from dunning.store.upsert import insert_ignore
+
+# Emails about an invoice also go to the customer's additional billing addresses.
+INVOICE_KINDS = frozenset(
+    {
+        "payment_failed",
+        "action_required",
+        "payment_retry_failed",
+        "final_notice",
+        "subscription_suspended",
+        "payment_recovered",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmailRequest:
+    kind: str
+    dedup_key: str
+    customer: Mapping[Any, Any]
+    context: dict[str, Any]
+    invoice_id: str | None = None
+    payment_method_id: str | None = None
+    plan: str = "default"
+    interval: str = "month"
+    extra_cc: tuple[str, ...] = field(default_factory=tuple)
+
+
+def card_view(row: Mapping[Any, Any] | None) -> dict[str, Any] | None:
+    """What an email may show of a card: network, last four, expiry. Never more."""
+    if row is None:
+        return None
+    return {
+        "network": row["network"],
+        "last4": row["last4"],
+        "exp_month": row["exp_month"],
+        "exp_year": row["exp_year"],
+    }
+
+
+def link_for(c: Container, customer: Mapping[Any, Any], purpose: str, now: datetime) -> str:
+    """A signed card-update link bound to the customer and their current card generation."""
+    token = make_link_token(
+        c.settings.link_secret,
+        customer_id=customer["id"],
+        purpose=purpose,
+        generation=int(customer["card_generation"]),
+        expires_at=now + timedelta(seconds=c.settings.link_ttl_s),
+    )
+    return update_url(c.settings.public_base_url, token)
+
+
+def context(
+    customer: Mapping[Any, Any],
+    *,
+    plan: str = "",
+    amount: int = 0,
+    currency: str = "",
+    card: Mapping[Any, Any] | None = None,
+    new_card: Mapping[Any, Any] | None = None,
+    update_url: str | None = None,
+    next_attempt_at: datetime | None = None,
+    suspend_at: datetime | None = None,
+    paid_at: datetime | None = None,
+    invoice_id: str | None = None,
+    expires_on: str | None = None,
+) -> dict[str, Any]:
+    """The render context every template receives (see ``dunning.mail.render``)."""
+    return {
+        "customer_name": customer["name"] or customer["email"],
+        "timezone": customer["timezone"] or "UTC",
+        "plan": plan,
+        "amount": amount,
+        "currency": currency,
+        "card": card_view(card),
+        "new_card": card_view(new_card),
+        "update_url": update_url,
+        "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
+        "suspend_at": suspend_at.isoformat() if suspend_at else None,
+        "paid_at": paid_at.isoformat() if paid_at else None,
+        "invoice_id": invoice_id,
+        "expires_on": expires_on,
+    }
+
+
+def queue_emails(
+    conn: Connection, c: Container, requests: Sequence[EmailRequest], now: datetime
+) -> list[int]:
+    """Insert outbox rows (skipping dedup keys already there); return the new rows' ids."""
+    rows = []
+    for r in requests:
+        policy = c.policy.for_plan(r.plan, r.interval)
+        cc = list(r.extra_cc)
+        if r.kind in INVOICE_KINDS:
+            cc += [a for a in r.customer["billing_emails"] or [] if a != r.customer["email"]]
+        rows.append(
+            {
+                "dedup_key": r.dedup_key,
+                "kind": r.kind,
+                "customer_id": r.customer["id"],
+                "invoice_id": r.invoice_id,
+                "payment_method_id": r.payment_method_id,
+                "to_addr": r.customer["email"],
+                "cc": cc,
+                "locale": r.customer["locale"] or "en",
+                "context": r.context,
+                "status": "pending",
+                "not_before": email_time(now, r.customer["timezone"] or "UTC", policy),
+                "message_id": message_id_for(r.dedup_key, c.settings.mail_from),
+                "created_at": now,
+            }
+        )
+    ids = insert_ignore(
+        conn, notifications, rows, conflict=["dedup_key"], returning=notifications.c.id
+    )
+    return [int(i) for i in ids]
+
+
+def cancel_pending(
+    conn: Connection,
+    *,
+    invoice_id: str | None = None,
+    customer_id: str | None = None,
+    kinds: Sequence[str] | None = None,
+) -> int:
+    """Cancel emails not yet sent (a paid or cancelled invoice must not nag)."""
+    stmt = update(notifications).where(notifications.c.status == "pending")
+    if invoice_id is not None:
+        stmt = stmt.where(notifications.c.invoice_id == invoice_id)
+    if customer_id is not None:
+        stmt = stmt.where(notifications.c.customer_id == customer_id)
+    if kinds:
+        stmt = stmt.where(notifications.c.kind.in_(list(kinds)))
+    return conn.execute(stmt.values(status="cancelled")).rowcount

@@ -1,0 +1,134 @@
+"""Sending queued emails: claim the outbox row, render, send, mark sent.
+
+A row is claimed (a lease) before it is sent and marked sent after. If the process dies between
+the server's acceptance and the mark, the lease runs out and the row is sent again with the same
+``Message-ID``: the one duplicate SMTP allows, and one a mail client folds away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import RowMapping, or_, select, update
+
+from dunning.bootstrap import Container
+from dunning.errors import MailPermanent, MailTransient
+from dunning.mail.message import build_message
+from dunning.mail.render import render_email
+from dunning.services.audit import record
+from dunning.store.tables import notifications
+
+log = logging.getLogger(__name__)
+
+
+def _backoff(c: Container, attempts: int) -> timedelta:
+    t = c.settings.timing
+    return timedelta(
+        seconds=min(t.mail_retry_base_s * 2 ** max(attempts - 1, 0), t.mail_retry_max_s)
+    )
+
+
+def claim(c: Container, ids: Sequence[int], now: datetime) -> list[int]:
+    """Lease the due, unsent rows among ``ids``; return those this caller now owns."""
+    lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+    with c.engine.begin() as conn:
+        stmt = (
+            update(notifications)
+            .where(
+                notifications.c.id.in_(list(ids)),
+                notifications.c.status == "pending",
+                notifications.c.not_before <= now,
+                or_(notifications.c.claimed_until.is_(None), notifications.c.claimed_until <= now),
+            )
+            .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
+            .returning(notifications.c.id)
+        )
+        return [int(i) for i in conn.execute(stmt).scalars()]
+
+
+def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[int, str]:
+    """Send each due row of ``ids`` once; returns what happened to each id claimed."""
+    owned = claim(c, ids, now)
+    if not owned:
+        return {}
+    with c.engine.connect() as conn:
+        rows = list(
+            conn.execute(select(notifications).where(notifications.c.id.in_(owned))).mappings()
+        )
+    return {row["id"]: _send_one(c, row, now) for row in rows}
+
+
+def _send_one(c: Container, row: RowMapping, now: datetime) -> str:
+    brand = c.settings.brand
+    rendered = render_email(
+        row["kind"],
+        row["locale"],
+        row["context"],
+        brand_name=brand.name,
+        support_email=brand.support_email,
+    )
+    message = build_message(
+        rendered,
+        mail_from=c.settings.mail_from,
+        to=row["to_addr"],
+        cc=row["cc"] or [],
+        message_id=row["message_id"],
+    )
+    try:
+        result = c.transport.send(message)
+    except MailTransient as exc:
+        retry_at = now + _backoff(c, row["send_attempts"])
+        log.warning(
+            "email %s (%s) deferred until %s: %s",
+            row["dedup_key"],
+            row["kind"],
+            retry_at.isoformat(),
+            exc,
+        )
+        _update(c, row["id"], claimed_until=retry_at, last_error=str(exc)[:500])
+        return "deferred"
+    except MailPermanent as exc:
+        log.error("email %s (%s) refused for good: %s", row["dedup_key"], row["kind"], exc)
+        _update(c, row["id"], status="failed", claimed_until=None, last_error=str(exc)[:500])
+        return "failed"
+    # Marked at once: the window in which a crash resends this message stays one message wide.
+    with c.engine.begin() as conn:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id == row["id"])
+            .values(
+                status="sent",
+                sent_at=now,
+                claimed_until=None,
+                last_error=f"refused: {sorted(result.refused)}" if result.refused else None,
+            )
+        )
+        record(
+            conn,
+            "email",
+            now,
+            invoice_id=row["invoice_id"],
+            customer_id=row["customer_id"],
+            payment_method_id=row["payment_method_id"],
+            reason=row["kind"],
+            template=row["kind"],
+            to=row["to_addr"],
+            cc=list(row["cc"] or []),
+            subject=rendered.subject,
+            dedup_key=row["dedup_key"],
+            link=row["context"].get("update_url"),
+            message_id=row["message_id"],
+        )
+    if result.refused:
+        log.warning("email %s: recipients refused %s", row["dedup_key"], sorted(result.refused))
+    log.info("email %s (%s) sent to customer %s", row["dedup_key"], row["kind"], row["customer_id"])
+    return "sent"
+
+
+def _update(c: Container, notification_id: int, **values: object) -> None:
+    with c.engine.begin() as conn:
+        conn.execute(
+            update(notifications).where(notifications.c.id == notification_id).values(**values)
+        )

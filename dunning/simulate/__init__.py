@@ -1,0 +1,1 @@
+"""``dunning simulate``: the real pipeline on the embedded default under a virtual clock."""

@@ -1,0 +1,1 @@
+"""APScheduler: the scheduler daemon (one active leader) and the producers it runs."""

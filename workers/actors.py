@@ -1,0 +1,97 @@
+"""The actors: thin functions that read the clock once and hand each item to a service.
+
+Messages carry ids and attempt numbers only. Each item is idempotent, so a redelivered or
+duplicated batch changes nothing. An item that fails for good is logged and skipped; a transient
+failure raises, and the whole batch is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from dunning.errors import PermanentError
+from dunning.services import charging, outbox, purge, steps
+from dunning.services.events import process_event
+from workers import context
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _each(items: list[T], what: str, fn: Callable[[T], str]) -> dict[str, int]:
+    tally: Counter[str] = Counter()
+    for item in items:
+        try:
+            tally[fn(item)] += 1
+        except PermanentError as exc:
+            log.error("%s %s failed for good: %s", what, item, exc)
+            tally["failed"] += 1
+    return dict(tally)
+
+
+def charge_retry(items: list[list[Any]]) -> dict[str, int]:
+    """Make scheduled charge retries: ``[[invoice_id, attempt_no], ...]``."""
+    c = context.get()
+    now = c.clock.now()
+    return _each(items, "retry", lambda it: charging.retry_charge(c, str(it[0]), int(it[1]), now))
+
+
+def send_emails(ids: list[int]) -> dict[str, int]:
+    """Send queued outbox rows."""
+    c = context.get()
+    result = outbox.send_notifications(c, ids, c.clock.now())
+    return dict(Counter(result.values()))
+
+
+def run_steps(invoice_ids: list[str]) -> dict[str, int]:
+    """Carry out due reminders, final notices and suspensions."""
+    c = context.get()
+    now = c.clock.now()
+    tally: Counter[str] = Counter()
+    for invoice_id in invoice_ids:
+        for kind in steps.run_due_steps(c, invoice_id, now):
+            tally[kind] += 1
+    return dict(tally)
+
+
+def process_events(ids: list[int]) -> dict[str, int]:
+    """Apply stored gateway webhook events."""
+    c = context.get()
+    now = c.clock.now()
+    return _each(ids, "event", lambda i: process_event(c, int(i), now))
+
+
+def resolve_attempts(keys: list[str]) -> dict[str, int]:
+    """Look up charges whose outcome is unknown; never charge again blind."""
+    c = context.get()
+    now = c.clock.now()
+    return _each(keys, "attempt", lambda k: charging.resolve_attempt(c, str(k), now))
+
+
+def purge_tokens(card_ids: list[str]) -> dict[str, int]:
+    """Delete card tokens whose retention is over."""
+    c = context.get()
+    return {"purged": len(purge.purge_tokens(c, card_ids, c.clock.now()))}
+
+
+# name -> (function, queue, options). Every actor has explicit retries, backoff, age and time
+# limits; permanent errors are not retried (dramatiq's defaults retry for about a month).
+_COMMON: dict[str, Any] = {
+    "max_retries": 5,
+    "min_backoff": 1_000,
+    "max_backoff": 60_000,
+    "max_age": 3_600_000,
+    "time_limit": 300_000,
+    "throws": (PermanentError,),
+}
+ACTORS: dict[str, tuple[Callable[..., Any], str, dict[str, Any]]] = {
+    "charge_retry": (charge_retry, "charges", _COMMON),
+    "send_emails": (send_emails, "emails", _COMMON),
+    "run_steps": (run_steps, "steps", _COMMON),
+    "process_events": (process_events, "events", _COMMON),
+    "resolve_attempts": (resolve_attempts, "maintenance", _COMMON),
+    "purge_tokens": (purge_tokens, "maintenance", _COMMON),
+}
