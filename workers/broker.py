@@ -40,21 +40,30 @@ def _middleware() -> list[Any]:
     ]
 
 
-def make_broker(url: str) -> dramatiq.Broker:
-    """A broker for ``url`` with explicit middleware (no implicit defaults)."""
+def make_broker(url: str, *, prometheus: bool = False) -> dramatiq.Broker:
+    """A broker for ``url`` with explicit middleware (no implicit defaults).
+
+    ``prometheus`` adds dramatiq's exposition middleware (worker processes only: it serves
+    the metrics of every process of a ``dunning worker`` on the metrics port).
+    """
+    middleware = _middleware()
+    if prometheus:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        middleware.append(Prometheus())
     if url.startswith("stub://"):
-        return StubBroker(middleware=_middleware())
+        return StubBroker(middleware=middleware)
     if url.startswith(("redis://", "rediss://")):
         import redis
         from dramatiq.brokers.redis import RedisBroker
 
         # Blocking reads need no socket timeout (redis-py 8 defaults to 5 s).
         client = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5)
-        return RedisBroker(client=client, middleware=_middleware())  # type: ignore[no-untyped-call]
+        return RedisBroker(client=client, middleware=middleware)  # type: ignore[no-untyped-call]
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return RabbitmqBroker(url=url, middleware=_middleware())
+        return RabbitmqBroker(url=url, middleware=middleware)
     raise ValueError(f"unsupported broker URL {url!r}")
 
 

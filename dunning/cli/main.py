@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer._click import exceptions as click_exc
 
 from dunning.cli import check, daemons, db, importer, mail, ops, policy, simulate
 from dunning.cli.common import EXIT_FAILURE, EXIT_USAGE, Exit, err_console
@@ -32,13 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except Exit as exc:
         return exc.code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return EXIT_FAILURE
-    except click.ClickException as exc:
+    except click_exc.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAILURE
+        return EXIT_USAGE if isinstance(exc, click_exc.UsageError) else EXIT_FAILURE
     except DunningError as exc:
         err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
         return EXIT_FAILURE

@@ -54,9 +54,11 @@ def _show(book: PolicyBook, plan: str | None, interval: str | None, as_json: boo
         header.append("# plans with overrides: " + ", ".join(sorted(book.plans)))
     if book.intervals:
         header.append("# intervals with overrides: " + ", ".join(sorted(book.intervals)))
-    console.print("\n".join(header + _render(effective)), markup=False, highlight=False)
+    console.print(
+        "\n".join(header + _render(effective)), markup=False, highlight=False, soft_wrap=True
+    )
     for warning in book.warnings:
-        err_console.print(f"warning: {warning}", markup=False, highlight=False)
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -86,9 +88,11 @@ def register(app: typer.Typer) -> None:
         try:
             book = load_policy_book(path)
         except ConfigError as exc:
-            err_console.print(f"{path}: invalid policy file", markup=False, highlight=False)
-            err_console.print(str(exc), markup=False, highlight=False)
+            err_console.print(
+                f"{path}: invalid policy file", markup=False, highlight=False, soft_wrap=True
+            )
+            err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
             raise Exit(EXIT_USAGE) from None
         for warning in book.warnings:
-            err_console.print(f"warning: {warning}", markup=False, highlight=False)
-        console.print(f"{path}: ok", markup=False, highlight=False)
+            err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"{path}: ok", markup=False, highlight=False, soft_wrap=True)

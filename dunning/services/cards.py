@@ -158,11 +158,11 @@ def replace_card(
     for token in removed_tokens:
         c.gateway.delete_token(token)
     result = ReplaceResult(pm_id)
-    _charge_open_invoices(c, customer_id, pm_id, now, result)
+    pay_open_invoices(c, customer_id, pm_id, now, result)
     return result
 
 
-def _charge_open_invoices(
+def pay_open_invoices(
     c: Container, customer_id: str, pm_id: str, now: datetime, result: ReplaceResult
 ) -> None:
     """Charge what is owed at once, as customer-initiated charges on the new card."""

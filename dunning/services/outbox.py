@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import RowMapping, or_, select, update
 
 from dunning.bootstrap import Container
-from dunning.errors import MailPermanent, MailTransient
+from dunning.errors import MailPermanent, MailTransient, PermanentError
 from dunning.mail.message import build_message
 from dunning.mail.render import render_email
 from dunning.services.audit import record
@@ -62,21 +62,22 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
 
 def _send_one(c: Container, row: RowMapping, now: datetime) -> str:
     brand = c.settings.brand
-    rendered = render_email(
-        row["kind"],
-        row["locale"],
-        row["context"],
-        brand_name=brand.name,
-        support_email=brand.support_email,
-    )
-    message = build_message(
-        rendered,
-        mail_from=c.settings.mail_from,
-        to=row["to_addr"],
-        cc=row["cc"] or [],
-        message_id=row["message_id"],
-    )
     try:
+        rendered = render_email(
+            row["kind"],
+            row["locale"],
+            row["context"],
+            brand_name=brand.name,
+            support_email=brand.support_email,
+        )
+        message = build_message(
+            rendered,
+            mail_from=c.settings.mail_from,
+            to=row["to_addr"],
+            cc=row["cc"] or [],
+            message_id=row["message_id"],
+            date=now,
+        )
         result = c.transport.send(message)
     except MailTransient as exc:
         retry_at = now + _backoff(c, row["send_attempts"])
@@ -89,7 +90,7 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> str:
         )
         _update(c, row["id"], claimed_until=retry_at, last_error=str(exc)[:500])
         return "deferred"
-    except MailPermanent as exc:
+    except (MailPermanent, PermanentError) as exc:
         log.error("email %s (%s) refused for good: %s", row["dedup_key"], row["kind"], exc)
         _update(c, row["id"], status="failed", claimed_until=None, last_error=str(exc)[:500])
         return "failed"

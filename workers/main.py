@@ -1,0 +1,16 @@
+"""The module ``dramatiq`` imports in each worker process (``dunning worker`` runs it).
+
+Importing it wires this process: settings, database, gateway, mail, broker and actors. It is
+an entry point, so it is the one module allowed to do that at import time; it still opens no
+connection until the first message arrives.
+"""
+
+from __future__ import annotations
+
+from dunning.bootstrap import bootstrap
+from dunning.logs import configure_logging
+from workers.broker import make_broker, setup
+
+container = bootstrap()
+configure_logging(container.settings)
+broker = setup(container, make_broker(container.settings.broker_url, prometheus=True))
