@@ -71,7 +71,7 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any
     actors = {}
     for name, (fn, queue, options) in ACTORS.items():
         actors[name] = dramatiq.Actor(
-            fn,
+            tallying(fn),
             broker=broker,
             actor_name=name,
             queue_name=queue,
