@@ -23,7 +23,7 @@ from dramatiq.middleware import (
 from dunning.bootstrap import Container
 from workers import context
 from workers.actors import ACTORS
-from workers.metrics import PipelineMetrics
+from workers.metrics import PipelineMetrics, tallying
 
 QUEUES = ("charges", "emails", "steps", "events", "maintenance")
 
