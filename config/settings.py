@@ -92,6 +92,8 @@ class TimingSettings(BaseModel):
     leader_poll_s: float = Field(default=5.0, gt=0)
     gateway_timeout_s: float = Field(default=30.0, gt=0)
     scan_batch: int = Field(default=2000, ge=1)
+    # A dead worker's unacknowledged messages return after its heartbeat is this old.
+    broker_heartbeat_timeout_s: float = Field(default=60.0, gt=0)
     mail_retry_base_s: float = Field(default=60.0, gt=0)
     mail_retry_max_s: float = Field(default=3600.0, gt=0)
 

@@ -40,7 +40,9 @@ def _middleware() -> list[Any]:
     ]
 
 
-def make_broker(url: str, *, prometheus: bool = False) -> dramatiq.Broker:
+def make_broker(
+    url: str, *, prometheus: bool = False, heartbeat_timeout_s: float = 60.0
+) -> dramatiq.Broker:
     """A broker for ``url`` with explicit middleware (no implicit defaults).
 
     ``prometheus`` adds dramatiq's exposition middleware (worker processes only: it serves
@@ -59,7 +61,11 @@ def make_broker(url: str, *, prometheus: bool = False) -> dramatiq.Broker:
 
         # Blocking reads need no socket timeout (redis-py 8 defaults to 5 s).
         client = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5)
-        return RedisBroker(client=client, middleware=middleware)  # type: ignore[no-untyped-call]
+        return RedisBroker(  # type: ignore[no-untyped-call]
+            client=client,
+            middleware=middleware,
+            heartbeat_timeout=int(heartbeat_timeout_s * 1000),
+        )  # type: ignore[no-untyped-call]
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -86,7 +92,10 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any
 def setup(container: Container, broker: dramatiq.Broker | None = None) -> dramatiq.Broker:
     """Build (or take) the broker, make it global, declare the actors, and give this process's
     actors their container. Returns the broker."""
-    broker = broker or make_broker(container.settings.broker_url)
+    broker = broker or make_broker(
+        container.settings.broker_url,
+        heartbeat_timeout_s=container.settings.timing.broker_heartbeat_timeout_s,
+    )
     dramatiq.set_broker(broker)
     declare_actors(broker)
     context.set_container(container)

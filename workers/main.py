@@ -13,4 +13,11 @@ from workers.broker import make_broker, setup
 
 container = bootstrap()
 configure_logging(container.settings)
-broker = setup(container, make_broker(container.settings.broker_url, prometheus=True))
+broker = setup(
+    container,
+    make_broker(
+        container.settings.broker_url,
+        prometheus=True,
+        heartbeat_timeout_s=container.settings.timing.broker_heartbeat_timeout_s,
+    ),
+)
