@@ -65,7 +65,7 @@ def make_broker(
             client=client,
             middleware=middleware,
             heartbeat_timeout=int(heartbeat_timeout_s * 1000),
-        )  # type: ignore[no-untyped-call]
+        )
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
