@@ -168,11 +168,14 @@ class Reader:
             return None
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            parsed = parsed.astimezone(UTC)
+        except (ValueError, OverflowError):  # year 1 or 9999 with an offset overflows
             raise MalformedEvent(f"{self._name(key)}: not an ISO 8601 time") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        if not _MIN_UNIX_S <= parsed.timestamp() <= _MAX_UNIX_S:
+            raise MalformedEvent(f"{self._name(key)}: not a plausible time")
+        return parsed
 
     def _required(self, key: str) -> Any:
         value = self.data.get(key)

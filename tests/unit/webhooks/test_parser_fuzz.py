@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +15,18 @@ from dunning.webhooks.stripe import parse_stripe
 from tests.unit.webhooks.conftest import PAYLOADS, payload
 
 RECEIVED = datetime(2025, 7, 8, tzinfo=UTC)
+offsets = st.builds(
+    timezone, st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23))
+)
+# Times are where parsers overflow (year 1 with an offset): give them their own strategy.
+iso_times = st.datetimes(timezones=st.none() | offsets).map(lambda d: d.isoformat())
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | iso_times
 )
 json_values = st.recursive(
     scalars,
@@ -77,7 +87,7 @@ def answers(parse: Any, raw: Any) -> None:
         assert len(event.event_id) <= 128
 
 
-FUZZ = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ

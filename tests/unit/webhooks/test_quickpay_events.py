@@ -189,3 +189,23 @@ def test_malformed_callbacks_name_the_field(change: dict[str, Any], reason: str)
     with pytest.raises(MalformedEvent) as info:
         parse_quickpay(raw)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("0001-01-01T00:00:00+01:00", "updated_at: not an ISO 8601 time"),
+        ("9999-12-31T23:59:59-01:00", "updated_at: not an ISO 8601 time"),
+        ("1970-01-01T00:00:00Z", "updated_at: not a plausible time"),
+    ],
+)
+def test_times_at_the_edges_of_the_calendar_are_malformed_not_a_crash(
+    value: str, reason: str
+) -> None:
+    raw = payload("qp_recurring_rejected.json")
+    raw["updated_at"] = value
+    for o in raw["operations"]:
+        o.pop("created_at")
+    with pytest.raises(MalformedEvent) as info:
+        parse_quickpay(raw)
+    assert info.value.reason == reason
