@@ -67,7 +67,8 @@ def replace_card(
     pm_id = payment_method_id or "pm_" + uuid.uuid4().hex[:16]
     removed_tokens: list[str] = []
     with transaction(c.engine) as conn:
-        old = queries.usable_cards(conn, customer_id)
+        # Every active card, blocked ones too: a declined card is the one most worth removing.
+        old = queries.active_cards(conn, customer_id)
         old_default = next((r for r in old if r["is_default"]), None)
         conn.execute(
             update(payment_methods)

@@ -102,6 +102,20 @@ def usable_cards(conn: Connection, customer_id: str) -> Sequence[RowMapping]:
     )
 
 
+def active_cards(conn: Connection, customer_id: str) -> Sequence[RowMapping]:
+    """Every active card of the customer, default first."""
+    return list(
+        conn.execute(
+            select(payment_methods)
+            .where(
+                payment_methods.c.customer_id == customer_id,
+                payment_methods.c.status == "active",
+            )
+            .order_by(payment_methods.c.is_default.desc(), payment_methods.c.created_at.desc())
+        ).mappings()
+    )
+
+
 def open_invoices(conn: Connection, customer_id: str) -> Sequence[RowMapping]:
     return list(
         conn.execute(
