@@ -23,8 +23,10 @@ from dunning.store.tables import (
 from schedules.producers import due_steps, expiring_cards, token_purge
 from tests.unit.pipeline.conftest import Pipeline
 
+EXPIRED = Decline("expired_card", "54")
 
-def _fail(p: Pipeline, decline: Decline = Decline("expired_card", "54")) -> None:
+
+def _fail(p: Pipeline, decline: Decline = EXPIRED) -> None:
     record_failure(
         p.c, FailedCharge("in_1", "sub_cus_1", 12500, "EUR", decline, p.clock.now()), p.clock.now()
     )
