@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     gateway: str = "sandbox"
     # Fault injection for tests and drills: this share of sandbox charges times out.
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Fault injection: each sandbox charge takes this long, half before the ledger write and
+    # half after, so a test can kill a worker mid-charge on either side of it.
+    sandbox_delay_ms: int = Field(default=0, ge=0, le=60_000)
     metrics_port: int = Field(default=9191, ge=0, le=65535)
 
     @field_validator("log_level")

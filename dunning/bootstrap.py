@@ -54,6 +54,7 @@ class Container:
             SqlLedger(self.engine),
             clock=self.clock.now,
             failure_rate=self.settings.sandbox_failure_rate,
+            delay_s=self.settings.sandbox_delay_ms / 1000,
         )
 
     @cached_property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,6 +109,7 @@ class SandboxGateway:
         *,
         clock: Callable[[], datetime] | None = None,
         failure_rate: float = 0.0,
+        delay_s: float = 0.0,
     ) -> None:
         self.ledger: Ledger = ledger or MemoryLedger()
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -115,6 +117,8 @@ class SandboxGateway:
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
         self.failure_rate = failure_rate
+        # Fault injection: a charge's request and its answer each take half of this.
+        self.delay_s = delay_s
         self.deleted_tokens: set[str] = set()
 
     # -- scripting (simulations and tests) -------------------------------------------------
@@ -162,7 +166,11 @@ class SandboxGateway:
                 f"sandbox gateway {outcome.kind} for {request.idempotency_key}"
             )
         status = "declined" if outcome.kind == "declined" else "succeeded"
+        if self.delay_s:
+            time.sleep(self.delay_s / 2)  # the request on its way: nothing charged yet
         stored = self.ledger.add(self._entry(request, status, outcome.decline))
+        if self.delay_s:
+            time.sleep(self.delay_s / 2)  # the answer on its way back: charged, not yet known
         if outcome.kind in NO_ANSWER:
             raise GatewayUnavailable(
                 f"sandbox gateway {outcome.kind} after charging {request.idempotency_key}"
