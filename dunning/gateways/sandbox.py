@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -209,6 +209,15 @@ class SandboxGateway:
             exp_month=exp_month,
             exp_year=exp_year,
         )
+
+    def complete_challenge(self, card: CardToken) -> CardToken:
+        """The customer passed the 3-D Secure challenge: the same card, now verifiable.
+
+        Only a card that asked for authentication has a challenge to complete.
+        """
+        if behaviour_of(card.token) != "authentication_required":
+            raise CardRefused("this card has no authentication pending")
+        return replace(card, token="sbx_ok_" + card.token.rsplit("_", 1)[1])
 
     def _entry(self, request: ChargeRequest, status: str, decline: Decline | None) -> LedgerEntry:
         d = decline or Decline()

@@ -1,0 +1,28 @@
+"""The ASGI app of ``dunning web``: webhooks, the card-update page, health, metrics and /ops."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from dunning.bootstrap import Container
+from dunning.web import health, update_page, webhooks
+from dunning.web.ops import ops_routes
+from dunning.web.ratelimit import AttemptLimits
+
+
+def create_app(container: Container, *, limits: AttemptLimits | None = None) -> Starlette:
+    """Build the app around ``container``; nothing connects until a request needs it.
+
+    ``limits`` replaces the default verification-attempt limits (5 per link and 20 per client
+    address in 10 minutes).
+    """
+    app = Starlette(
+        routes=[
+            *webhooks.routes(container),
+            *update_page.routes(container, limits or AttemptLimits()),
+            *health.routes(container),
+            *ops_routes(container),
+        ]
+    )
+    app.state.container = container
+    return app

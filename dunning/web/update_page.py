@@ -1,0 +1,232 @@
+"""The card-update page a signed link opens: ``/update/{token}``.
+
+GET shows the plan, the amount due, the current card, the subscription's state and what a new
+card will do. POST verifies the new card through :func:`replace_card` and answers 303 to the
+result page, 422 when the card fails verification, 403 on a CSRF failure, 429 when attempts
+run out, 410 for a link that is expired, used, tampered or whose subscription is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from dunning.bootstrap import Container
+from dunning.errors import GatewayUnavailable, NotFound
+from dunning.gateways.base import CardToken
+from dunning.gateways.sandbox import CardRefused, SandboxGateway
+from dunning.services.cards import CardDeclined, ReplaceResult, pay_open_invoices, replace_card
+from dunning.web import challenge, csrf
+from dunning.web.account import Account, LinkGone, chargeable_card, open_link
+from dunning.web.card_form import FormError, decline_message, sandbox_card, stripe_card
+from dunning.web.ratelimit import AttemptLimits
+from dunning.web.views import View
+
+log = logging.getLogger(__name__)
+
+ACTIONS = Counter(
+    "dunning_card_page_actions_total",
+    "Card-update page submissions, by action and result",
+    ["action", "result"],
+)
+MAX_FIELDS = 20
+
+
+def replace_outcome(result: ReplaceResult) -> str:
+    """What the result page says after a card change."""
+    statuses = set(result.charged.values())
+    if not statuses:
+        return "saved"
+    if statuses == {"succeeded"}:
+        return "paid"
+    return "charge_declined" if "declined" in statuses else "pending"
+
+
+def reactivate_outcome(result: ReplaceResult) -> str:
+    statuses = set(result.charged.values())
+    if not statuses:
+        return "nothing_due"
+    if statuses == {"succeeded"}:
+        return "reactivated"
+    return "reactivate_declined" if "declined" in statuses else "pending"
+
+
+class UpdatePage:
+    """The page's handlers; blocking database and gateway calls run in the threadpool."""
+
+    def __init__(self, c: Container, limits: AttemptLimits) -> None:
+        self.c = c
+        self.limits = limits
+        self.view = View(c)
+
+    # -- GET ----------------------------------------------------------------------------------
+    async def show(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        now = self.c.clock.now()
+        try:
+            account = await run_in_threadpool(open_link, self.c, token, now)
+        except LinkGone as exc:
+            return self.view.gone(exc)
+        value = csrf.new_token(self.c.settings.link_secret, token)
+        response = self.view.form(account, token, value)
+        self.view.set_csrf_cookie(response, token, value)
+        return response
+
+    async def done(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        now = self.c.clock.now()
+        try:
+            account = await run_in_threadpool(open_link, self.c, token, now, current=False)
+        except LinkGone as exc:
+            return self.view.gone(exc)
+        return self.view.done(account, token, request.query_params.get("outcome", ""))
+
+    # -- POST ---------------------------------------------------------------------------------
+    async def _guard(
+        self, request: Request, action: str
+    ) -> tuple[Account, FormData, datetime] | Response:
+        """Link, CSRF and rate limit, in that order; a Response means "stop here"."""
+        token = request.path_params["token"]
+        now = self.c.clock.now()
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        try:
+            account = await run_in_threadpool(open_link, self.c, token, now)
+        except LinkGone as exc:
+            ACTIONS.labels(action, "gone").inc()
+            return self.view.gone(exc)
+        field = form.get(csrf.FIELD)
+        if not csrf.check(
+            self.c.settings.link_secret,
+            token,
+            request.cookies.get(csrf.COOKIE),
+            field if isinstance(field, str) else None,
+        ):
+            ACTIONS.labels(action, "csrf").inc()
+            log.warning("card page %s refused for customer %s: CSRF", action, account.customer_id)
+            return self.view.message(account, "error_title", "err_csrf", 403)
+        address = request.client.host if request.client else "unknown"
+        # One window per customer: several links of the same customer share the allowance.
+        if not self.limits.allow(account.customer_id, address, now):
+            ACTIONS.labels(action, "rate_limited").inc()
+            log.warning("card page %s rate-limited for customer %s", action, account.customer_id)
+            return self.view.message(account, "rate_title", "err_rate", 429)
+        return account, form, now
+
+    async def submit(self, request: Request) -> Response:
+        guarded = await self._guard(request, "update")
+        if isinstance(guarded, Response):
+            return guarded
+        account, form, now = guarded
+        token, value = request.path_params["token"], str(form.get(csrf.FIELD))
+        remove_old = form.get("remove_old") is not None
+        try:
+            if self.c.settings.gateway == "stripe":
+                card = stripe_card(form, now)
+            else:
+                card = sandbox_card(self.c.gateway, form, now)
+        except FormError as exc:
+            ACTIONS.labels("update", "invalid").inc()
+            return self.view.form(account, token, value, error=exc.key, status=422)
+        finally:
+            # The card number and CVC go no further than this request's form.
+            await form.close()
+            del form
+        return await self._replace(account, token, value, card, remove_old, now)
+
+    async def authenticate(self, request: Request) -> Response:
+        guarded = await self._guard(request, "authenticate")
+        if isinstance(guarded, Response):
+            return guarded
+        account, form, now = guarded
+        token, value = request.path_params["token"], str(form.get(csrf.FIELD))
+        sealed = form.get("card")
+        try:
+            card, remove_old = challenge.unseal(
+                self.c.settings.link_secret, token, sealed if isinstance(sealed, str) else "", now
+            )
+            if form.get("result") != "approve":
+                raise ValueError("the customer cancelled the challenge")
+            gateway = self.c.gateway
+            if not isinstance(gateway, SandboxGateway):
+                raise ValueError("only the sandbox has a challenge step on this page")
+            card = gateway.complete_challenge(card)
+        except (ValueError, CardRefused) as exc:
+            log.info("card challenge for customer %s not completed: %s", account.customer_id, exc)
+            ACTIONS.labels("authenticate", "failed").inc()
+            return self.view.form(account, token, value, error="err_auth_failed", status=422)
+        return await self._replace(account, token, value, card, remove_old, now)
+
+    async def _replace(
+        self,
+        account: Account,
+        token: str,
+        value: str,
+        card: CardToken,
+        remove_old: bool,
+        now: datetime,
+    ) -> Response:
+        customer_id = account.customer_id
+        try:
+            result = await run_in_threadpool(
+                lambda: replace_card(self.c, customer_id, card, remove_old=remove_old, now=now)
+            )
+        except CardDeclined as exc:
+            if exc.requires_action:
+                ACTIONS.labels("update", "requires_action").inc()
+                sealed = challenge.seal(
+                    self.c.settings.link_secret, token, card, remove_old=remove_old, now=now
+                )
+                return self.view.challenge(account, token, value, card, sealed)
+            ACTIONS.labels("update", "declined").inc()
+            return self.view.form(
+                account, token, value, error=decline_message(exc.decline), status=422
+            )
+        except GatewayUnavailable as exc:
+            ACTIONS.labels("update", "unavailable").inc()
+            log.warning("card verification for customer %s: %s", customer_id, exc)
+            return self.view.form(account, token, value, error="err_unavailable", status=503)
+        except NotFound:
+            return self.view.gone(LinkGone("tampered"))
+        outcome = replace_outcome(result)
+        ACTIONS.labels("update", outcome).inc()
+        log.info("card updated for customer %s: %s", customer_id, outcome)
+        return RedirectResponse(f"/update/{token}/done?outcome={outcome}", status_code=303)
+
+    async def reactivate(self, request: Request) -> Response:
+        guarded = await self._guard(request, "reactivate")
+        if isinstance(guarded, Response):
+            return guarded
+        account, form, now = guarded
+        token, value = request.path_params["token"], str(form.get(csrf.FIELD))
+        card = chargeable_card(account)
+        if card is None:
+            ACTIONS.labels("reactivate", "no_card").inc()
+            return self.view.form(account, token, value, error="err_no_card", status=422)
+        result = ReplaceResult(str(card["id"]))
+        await run_in_threadpool(
+            pay_open_invoices, self.c, account.customer_id, str(card["id"]), now, result
+        )
+        outcome = reactivate_outcome(result)
+        ACTIONS.labels("reactivate", outcome).inc()
+        log.info("reactivation for customer %s: %s", account.customer_id, outcome)
+        return RedirectResponse(f"/update/{token}/done?outcome={outcome}", status_code=303)
+
+
+def routes(c: Container, limits: AttemptLimits) -> list[Any]:
+    """The card-update page's routes."""
+    page = UpdatePage(c, limits)
+    return [
+        Route("/update/{token}", page.show, methods=["GET"]),
+        Route("/update/{token}", page.submit, methods=["POST"]),
+        Route("/update/{token}/authenticate", page.authenticate, methods=["POST"]),
+        Route("/update/{token}/reactivate", page.reactivate, methods=["POST"]),
+        Route("/update/{token}/done", page.done, methods=["GET"]),
+    ]
