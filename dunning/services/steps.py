@@ -35,11 +35,15 @@ def run_due_steps(c: Container, invoice_id: str, now: datetime) -> list[str]:
                 break
             if step.kind == "suspend":
                 _suspend(conn, c, inv, now, end_action=policy.end_action)
-            elif step.kind in ("payment_retry_failed", "final_notice"):
-                suffix = str(index) if step.kind == "payment_retry_failed" else ""
-                outcomes.queue_invoice_email(
-                    conn, c, step.kind, invoice_id, now, dedup_suffix=suffix
-                )
+            elif step.kind == "payment_retry_failed":
+                # The reminder says a retry was declined again: without one it would not be true
+                # (a hard decline gets none; a long Mastercard delay puts the first one later).
+                if _retry_declined(conn, invoice_id):
+                    outcomes.queue_invoice_email(
+                        conn, c, step.kind, invoice_id, now, dedup_suffix=str(index)
+                    )
+            elif step.kind == "final_notice":
+                outcomes.queue_invoice_email(conn, c, step.kind, invoice_id, now)
             done.append(step.kind)
             index += 1
         following = steps[index].at if index < len(steps) and not paused else None
@@ -51,6 +55,11 @@ def run_due_steps(c: Container, invoice_id: str, now: datetime) -> list[str]:
             )
         )
     return done
+
+
+def _retry_declined(conn: Connection, invoice_id: str) -> bool:
+    """Whether any attempt after the original failed charge was declined."""
+    return any(a.status == "declined" for a in queries.invoice_attempts(conn, invoice_id)[1:])
 
 
 def _suspend(

@@ -20,7 +20,7 @@ from dunning.store.tables import (
     payment_methods,
     subscriptions,
 )
-from schedules.producers import due_steps, expiring_cards, token_purge
+from schedules.producers import due_retries, due_steps, expiring_cards, token_purge
 from tests.unit.pipeline.conftest import Pipeline
 
 EXPIRED = Decline("expired_card", "54")
@@ -82,6 +82,8 @@ def test_window_reminder_final_notice_then_suspension(pipeline: Pipeline) -> Non
     _fail(pipeline, Decline("insufficient_funds", "51"))
     for _ in range(16 * 24):
         now = pipeline.advance(timedelta(hours=1))
+        due_retries(pipeline.c, now)  # the reminder follows a declined retry
+        pipeline.drain()
         due_steps(pipeline.c, now)
         pipeline.drain()
     kinds = _kinds(pipeline)
@@ -92,7 +94,7 @@ def test_window_reminder_final_notice_then_suspension(pipeline: Pipeline) -> Non
         "subscription_suspended",
     ]
     assert pipeline.row(subscriptions, "sub_cus_1")["status"] == "suspended"
-    assert pipeline.row(invoices, "in_1")["stop_reason"] == "window_over"
+    assert pipeline.row(invoices, "in_1")["stop_reason"] == "schedule_exhausted"
     # Paying later reactivates it.
     lifecycle.invoice_paid_elsewhere(pipeline.c, "in_1", pipeline.clock.now())
     assert pipeline.row(subscriptions, "sub_cus_1")["status"] == "active"
