@@ -9,7 +9,7 @@ by looking the charge up, never by charging again blind.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, RowMapping, exists, select, update
@@ -18,7 +18,10 @@ from dunning.bootstrap import Container
 from dunning.errors import GatewayUnavailable
 from dunning.gateways.base import ChargeRequest, ChargeResult
 from dunning.model import AttemptStatus, Initiator
+from dunning.policy.days import window_end
 from dunning.policy.limits import check_limits
+from dunning.policy.timing import next_local, parse_clock, zone
+from dunning.policy.types import LimitCheck, PlanPolicy
 from dunning.services import outcomes
 from dunning.services.audit import record
 from dunning.store import queries
@@ -69,6 +72,22 @@ def _card_for(conn: Connection, inv: RowMapping, c: Container) -> RowMapping | N
     return None
 
 
+def _in_window(
+    conn: Connection, inv: RowMapping, verdict: LimitCheck, policy: PlanPolicy
+) -> LimitCheck:
+    """A limit's earliest time as the policy runs retries: at the customer's retry morning,
+    never at or after the end of the dunning window (then the retries stop instead)."""
+    if verdict.earliest is None or inv["first_failed_at"] is None:
+        return verdict
+    tz = queries.customer(conn, inv["customer_id"])["timezone"] or "UTC"
+    at = next_local(verdict.earliest, parse_clock(policy.retry_local_time), zone(tz))
+    if at >= window_end(inv["first_failed_at"], tz, policy):
+        return replace(
+            verdict, message=f"{verdict.message} That is after the window.", earliest=None
+        )
+    return replace(verdict, earliest=at)
+
+
 def prepare(
     conn: Connection,
     c: Container,
@@ -91,7 +110,7 @@ def prepare(
         first_decline_at=inv["first_failed_at"],
     )
     if not verdict.allowed:
-        outcomes.postpone_or_stop(conn, inv, verdict, now)
+        outcomes.postpone_or_stop(conn, inv, _in_window(conn, inv, verdict, policy), now)
         return None
     attempt_no = int(inv["attempt_count"]) + 1
     claimed = conn.execute(
