@@ -155,7 +155,10 @@ def run(
                 progress(i, total)
         out = list(journal.lines(sim.container.engine))
         emails = Counter(line["template"] for line in out if line["kind"] == "email")
-        attempts = sum(1 for line in out if line["kind"] == "charge_attempt")
+        # An attempt whose answer was lost has a second line once it is settled: count it once.
+        attempts = len(
+            {(line["invoice"], line["attempt"]) for line in out if line["kind"] == "charge_attempt"}
+        )
         out.append(journal.summary(sim.container.engine, end, emails, attempts))
     return out
 
