@@ -30,3 +30,20 @@ def dead(name: str) -> str:
 def acks_pattern(name: str) -> str:
     """Per-worker sets of in-flight (unacked) message ids for a queue."""
     return f"{DRAMATIQ_NAMESPACE}:__acks__.*.{name}"
+
+
+def delayed_messages(name: str) -> str:
+    """Bodies of delayed messages (retries waiting for their backoff), by Redis message id."""
+    return f"{DRAMATIQ_NAMESPACE}:{name}.DQ.msgs"
+
+
+def dead_messages(name: str) -> str:
+    """Bodies of dead letters, by Redis message id."""
+    return f"{DRAMATIQ_NAMESPACE}:{name}.XQ.msgs"
+
+
+# Per-worker sets of fetched, unacknowledged ids: ``__acks__.<worker id>.<queue>[.DQ]``.
+ACKS_PREFIX = f"{DRAMATIQ_NAMESPACE}:__acks__."
+
+# Worker ids scored by their last heartbeat (ms); a stale worker's acks are orphaned.
+HEARTBEATS = f"{DRAMATIQ_NAMESPACE}:__heartbeats__"

@@ -15,7 +15,13 @@ from sqlalchemy import select
 
 from dunning.bootstrap import Container
 from dunning.services import expiry, purge
-from dunning.store.tables import invoices, notifications, payment_attempts, webhook_events
+from dunning.store.tables import (
+    invoices,
+    notifications,
+    outbound_events,
+    payment_attempts,
+    webhook_events,
+)
 from schedules.claims import claim_due
 
 log = logging.getLogger(__name__)
@@ -170,6 +176,32 @@ def token_purge(c: Container, now: datetime) -> int:
     return _log("token_purge", len(ids))
 
 
+def due_outbound(c: Container, now: datetime) -> int:
+    """Enqueue webhooks to the merchant's endpoints that are due (new, or a retry's time)."""
+    batch = c.settings.timing.scan_batch
+
+    def one() -> int:
+        with c.engine.begin() as conn:
+            rows = claim_due(
+                conn,
+                outbound_events,
+                due=[
+                    outbound_events.c.status == "pending",
+                    outbound_events.c.next_attempt_at <= now,
+                ],
+                order_by=outbound_events.c.next_attempt_at,
+                claim_column="claimed_until",
+                now=now,
+                lease_until=_lease(c, now),
+                limit=batch,
+                returning=[outbound_events.c.id],
+            )
+        c.dispatcher.deliver_outbound([r.id for r in rows])
+        return len(rows)
+
+    return _log("due_outbound", _drain(one, batch))
+
+
 def _log(name: str, count: int) -> int:
     if count:
         log.info("producer %s enqueued %d items", name, count)
@@ -185,4 +217,5 @@ PRODUCERS: dict[str, tuple[Callable[[Container, datetime], int], str]] = {
     "unknown_outcomes": (unknown_outcomes, "retry_scan_interval_s"),
     "expiring_cards": (expiring_cards, "expiry_scan_interval_s"),
     "token_purge": (token_purge, "purge_scan_interval_s"),
+    "due_outbound": (due_outbound, "outbox_scan_interval_s"),
 }

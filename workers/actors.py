@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dunning.errors import PermanentError
-from dunning.services import charging, outbox, purge, steps
+from dunning.services import charging, outbound, outbox, purge, steps
 from dunning.services.events import process_event
 from workers import context
 
@@ -77,6 +77,12 @@ def purge_tokens(card_ids: list[str]) -> dict[str, int]:
     return {"purged": len(purge.purge_tokens(c, card_ids, c.clock.now()))}
 
 
+def deliver_outbound(ids: list[int]) -> dict[str, int]:
+    """Deliver due webhooks to the merchant's endpoints, one attempt each."""
+    c = context.get()
+    return dict(Counter(outbound.deliver(c, [int(i) for i in ids]).values()))
+
+
 # name -> (function, queue, options). Every actor has explicit retries, backoff, age and time
 # limits; permanent errors are not retried (dramatiq's defaults retry for about a month).
 _COMMON: dict[str, Any] = {
@@ -94,4 +100,5 @@ ACTORS: dict[str, tuple[Callable[..., Any], str, dict[str, Any]]] = {
     "process_events": (process_events, "events", _COMMON),
     "resolve_attempts": (resolve_attempts, "maintenance", _COMMON),
     "purge_tokens": (purge_tokens, "maintenance", _COMMON),
+    "deliver_outbound": (deliver_outbound, "maintenance", _COMMON),
 }

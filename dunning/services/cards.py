@@ -15,7 +15,7 @@ from dunning.bootstrap import Container
 from dunning.errors import PermanentError
 from dunning.gateways.base import CardToken, Decline
 from dunning.model import Initiator
-from dunning.services import charging, notify
+from dunning.services import charging, notify, outbound
 from dunning.services.audit import record
 from dunning.store import queries
 from dunning.store.tables import customers, invoices, payment_methods, subscriptions
@@ -156,6 +156,7 @@ def replace_card(
         )
         if ids:
             after_commit(conn, lambda: c.dispatcher.send_notifications(ids))
+        outbound.card_updated(conn, customer_id, new_row, old_default, now)
     for token in removed_tokens:
         c.gateway.delete_token(token)
     result = ReplaceResult(pm_id)

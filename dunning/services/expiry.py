@@ -11,7 +11,7 @@ from sqlalchemy import select, tuple_
 
 from dunning.bootstrap import Container
 from dunning.policy.expiry import expiry_reminders
-from dunning.services import notify
+from dunning.services import notify, outbound
 from dunning.store.tables import customers, payment_methods, subscriptions
 from dunning.store.uow import after_commit, transaction
 
@@ -109,6 +109,7 @@ def queue_expiry_reminders(c: Container, now: datetime) -> int:
                 )
         ids = notify.queue_emails(conn, c, requests, now) if requests else []
         queued = len(ids)
+        outbound.cards_expiring(conn, ids, now)
         if ids:
             after_commit(conn, lambda: c.dispatcher.send_notifications(ids))
     return queued

@@ -17,7 +17,7 @@ from dunning.model import InvoiceStatus, SubscriptionStatus, allowed_sources
 from dunning.policy.declines import classify
 from dunning.policy.schedule import dunning_steps, next_retry
 from dunning.policy.types import Classification, LimitCheck, RetryDecision, RetryState, Verdict
-from dunning.services import notify
+from dunning.services import notify, outbound
 from dunning.services.audit import record
 from dunning.store import queries
 from dunning.store.tables import (
@@ -266,6 +266,7 @@ def settle_paid(
     notify.cancel_pending(conn, invoice_id=invoice_id)
     if inv["first_failed_at"] is not None:
         queue_invoice_email(conn, c, "payment_recovered", invoice_id, now, paid_at=now)
+        outbound.invoice_event(conn, "invoice.recovered", inv, now, status="paid", source=source)
     return True
 
 
@@ -295,6 +296,7 @@ def set_subscription_status(
             reason=reason,
             **{"from": sub["status"], "to": target.value},
         )
+        outbound.subscription_status_changed(conn, sub, target.value, now)
     return bool(changed)
 
 

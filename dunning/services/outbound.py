@@ -1,0 +1,326 @@
+"""Outbound events: signed webhooks (Standard Webhooks) to the merchant's own application.
+
+:func:`emit` writes one ``outbound_events`` row per enabled endpoint that wants the event, in
+the caller's transaction, so an event exists exactly when the change it reports was committed.
+The producer finds due rows and the ``deliver_outbound`` actor POSTs them. The ``webhook-id``
+is fixed when the event is written, so every retry carries the same one and a receiver can
+drop duplicates. Payloads carry ids, amounts and card brand/last4, never tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
+
+from dunning.bootstrap import Container
+from dunning.errors import PermanentError
+from dunning.store.tables import notifications, outbound_events, payment_methods, webhook_endpoints
+from dunning.webhooks.signatures import standard_headers
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "subscription.suspended",
+    "subscription.reactivated",
+    "invoice.recovered",
+    "invoice.written_off",
+    "card.updated",
+    "card.expiring",
+)
+# A failing endpoint still receives new events, so it catches up once it is fixed; an
+# operator removes an endpoint to stop them.
+ENABLED = ("active", "failing")
+# Waits after the 1st, 2nd, ... failed delivery: about 28 hours in all, then the event fails.
+RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 30, 2 * 60, 5 * 60, 10 * 60, 10 * 60))
+DELIVERY_TIMEOUT_S = 10.0
+# Stop starting deliveries after this long, well inside the actor's time limit; what is left
+# stays claimed and is found again when the claim runs out.
+BATCH_BUDGET_S = 200.0
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def next_delay(failed_attempts: int) -> timedelta | None:
+    """How long to wait after ``failed_attempts`` failed deliveries; ``None``: give up."""
+    if 1 <= failed_attempts <= len(RETRY_DELAYS):
+        return RETRY_DELAYS[failed_attempts - 1]
+    return None
+
+
+def body_of(payload: Mapping[Any, Any]) -> bytes:
+    """The exact bytes that are signed and sent."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _targets(conn: Connection, event_type: str) -> list[int]:
+    rows = conn.execute(
+        select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
+            webhook_endpoints.c.status.in_(ENABLED)
+        )
+    ).all()
+    return [r.id for r in rows if not r.event_types or event_type in r.event_types]
+
+
+def emit(conn: Connection, event_type: str, data: dict[str, Any], now: datetime) -> list[int]:
+    """Queue ``event_type`` for every enabled endpoint that wants it; return the new row ids."""
+    if event_type not in EVENT_TYPES:
+        raise PermanentError(f"unknown outbound event type {event_type!r}")
+    return _insert(conn, _targets(conn, event_type), event_type, data, now)
+
+
+def _insert(
+    conn: Connection, targets: list[int], event_type: str, data: dict[str, Any], now: datetime
+) -> list[int]:
+    if not targets:
+        return []
+    message_id = new_message_id()
+    payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
+    rows = [
+        {
+            "message_id": message_id,
+            "endpoint_id": endpoint_id,
+            "type": event_type,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for endpoint_id in targets
+    ]
+    stmt = insert(outbound_events).returning(outbound_events.c.id)
+    return [int(i) for i in conn.execute(stmt, rows).scalars()]
+
+
+# -- the events the pipeline emits -------------------------------------------------------------
+
+
+def subscription_status_changed(
+    conn: Connection, sub: Mapping[Any, Any], target: str, now: datetime
+) -> None:
+    """``subscription.suspended``, or ``subscription.reactivated`` when leaving suspension."""
+    if target == "suspended":
+        event_type = "subscription.suspended"
+    elif target == "active" and sub["status"] == "suspended":
+        event_type = "subscription.reactivated"
+    else:
+        return
+    data = {
+        "subscription_id": sub["id"],
+        "customer_id": sub["customer_id"],
+        "plan": sub["plan"],
+        "amount": sub["amount"],
+        "currency": sub["currency"],
+        "status": target,
+        "previous_status": sub["status"],
+    }
+    emit(conn, event_type, data, now)
+
+
+def invoice_event(
+    conn: Connection, event_type: str, inv: Mapping[Any, Any], now: datetime, **extra: Any
+) -> None:
+    """An ``invoice.*`` event: ids, amount, currency, attempts, plus ``extra`` (status…)."""
+    data = {
+        "invoice_id": inv["id"],
+        "subscription_id": inv["subscription_id"],
+        "customer_id": inv["customer_id"],
+        "amount": inv["amount"],
+        "currency": inv["currency"],
+        "attempt_count": inv["attempt_count"],
+        "first_failed_at": inv["first_failed_at"].isoformat() if inv["first_failed_at"] else None,
+        **extra,
+    }
+    emit(conn, event_type, data, now)
+
+
+def card_view(card: Mapping[Any, Any] | None) -> dict[str, Any] | None:
+    """What an event may say about a card: id, brand, last four, expiry. Never the token."""
+    if card is None:
+        return None
+    return {
+        "payment_method_id": card["id"],
+        "brand": card["network"],
+        "last4": card["last4"],
+        "exp_month": card["exp_month"],
+        "exp_year": card["exp_year"],
+    }
+
+
+def card_updated(
+    conn: Connection,
+    customer_id: str,
+    card: Mapping[Any, Any],
+    previous: Mapping[Any, Any] | None,
+    now: datetime,
+) -> None:
+    """``card.updated``: the customer's card was replaced."""
+    data = {"customer_id": customer_id, "card": card_view(card), "previous": card_view(previous)}
+    emit(conn, "card.updated", data, now)
+
+
+def cards_expiring(conn: Connection, notification_ids: Sequence[int], now: datetime) -> None:
+    """``card.expiring``: one event per newly queued expiry reminder."""
+    targets = _targets(conn, "card.expiring") if notification_ids else []
+    if not targets:
+        return
+    rows = conn.execute(
+        select(
+            notifications.c.dedup_key,
+            notifications.c.customer_id,
+            notifications.c.context,
+            payment_methods.c.id,
+            payment_methods.c.network,
+            payment_methods.c.last4,
+            payment_methods.c.exp_month,
+            payment_methods.c.exp_year,
+        )
+        .join(payment_methods, payment_methods.c.id == notifications.c.payment_method_id)
+        .where(notifications.c.id.in_(list(notification_ids)))
+    ).mappings()
+    for row in rows:
+        data = {
+            "customer_id": row["customer_id"],
+            "card": card_view(row),
+            "expires_on": (row["context"] or {}).get("expires_on"),
+            "reminder": row["dedup_key"].rsplit(":", 1)[-1],
+        }
+        _insert(conn, targets, "card.expiring", data, now)
+
+
+# -- delivery ----------------------------------------------------------------------------------
+
+
+def _claim(c: Container, event_id: int, now: datetime) -> RowMapping | None:
+    """Take one due event for a delivery attempt; ``None`` when it is not due or not ours."""
+    with c.engine.begin() as conn:
+        row = (
+            conn.execute(
+                select(
+                    outbound_events,
+                    webhook_endpoints.c.url,
+                    webhook_endpoints.c.secret,
+                    webhook_endpoints.c.status.label("endpoint_status"),
+                )
+                .join(webhook_endpoints, webhook_endpoints.c.id == outbound_events.c.endpoint_id)
+                .where(outbound_events.c.id == event_id)
+            )
+            .mappings()
+            .first()
+        )
+        if (
+            row is None
+            or row["status"] != "pending"
+            or row["next_attempt_at"] > now
+            or row["endpoint_status"] not in ENABLED
+        ):
+            return None
+        # Moving next_attempt_at past the lease takes the row out of the due set: a duplicate
+        # message finds it not due, and after a crash the producer finds it again.
+        lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+        taken = conn.execute(
+            update(outbound_events)
+            .where(
+                outbound_events.c.id == event_id,
+                outbound_events.c.status == "pending",
+                outbound_events.c.attempts == row["attempts"],
+            )
+            .values(attempts=row["attempts"] + 1, next_attempt_at=lease)
+        ).rowcount
+    return row if taken == 1 else None
+
+
+def _post(client: httpx.Client, row: RowMapping, now: datetime) -> str | None:
+    """POST one event; ``None`` on a 2xx answer, else what went wrong."""
+    body = body_of(row["payload"])
+    headers = standard_headers(row["secret"], row["message_id"], int(now.timestamp()), body)
+    headers["content-type"] = "application/json"
+    try:
+        response = client.post(row["url"], content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}"
+
+
+def deliver_one(c: Container, client: httpx.Client, event_id: int, now: datetime) -> str:
+    """Make one delivery attempt of an outbound event. Returns what happened."""
+    row = _claim(c, event_id, now)
+    if row is None:
+        return "skipped"
+    error = _post(client, row, now)
+    attempts = row["attempts"] + 1
+    with c.engine.begin() as conn:
+        if error is None:
+            _finish(conn, event_id, status="delivered", delivered_at=now, last_error=None)
+            conn.execute(
+                update(webhook_endpoints)
+                .where(webhook_endpoints.c.id == row["endpoint_id"])
+                .where(webhook_endpoints.c.status == "failing")
+                .values(status="active", failing_since=None, updated_at=now)
+            )
+            return "delivered"
+        delay = next_delay(attempts)
+        if delay is not None:
+            _finish(conn, event_id, next_attempt_at=now + delay, last_error=error)
+            log.info(
+                "webhook %s to endpoint %s failed (%s); retry in %s",
+                row["message_id"],
+                row["endpoint_id"],
+                error,
+                delay,
+            )
+            return "retrying"
+        _finish(conn, event_id, status="failed", last_error=error)
+        conn.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.id == row["endpoint_id"])
+            .values(
+                status="failing",
+                failing_since=func.coalesce(webhook_endpoints.c.failing_since, now),
+                updated_at=now,
+            )
+        )
+    log.warning(
+        "webhook %s to endpoint %s failed for good after %d attempts: %s",
+        row["message_id"],
+        row["endpoint_id"],
+        attempts,
+        error,
+    )
+    return "failed"
+
+
+def _finish(conn: Connection, event_id: int, **values: Any) -> None:
+    conn.execute(
+        update(outbound_events)
+        .where(outbound_events.c.id == event_id)
+        .values(claimed_until=None, **values)
+    )
+
+
+def deliver(c: Container, ids: Sequence[int]) -> dict[int, str]:
+    """Deliver the due events among ``ids``, one attempt each; returns what happened to each.
+
+    The clock is read per delivery: a signature's timestamp must be the time it is sent, and
+    receivers refuse one more than five minutes off.
+    """
+    started = time.monotonic()
+    results: dict[int, str] = {}
+    with httpx.Client(timeout=DELIVERY_TIMEOUT_S, follow_redirects=False) as client:
+        for event_id in ids:
+            if time.monotonic() - started > BATCH_BUDGET_S:
+                break
+            results[event_id] = deliver_one(c, client, int(event_id), c.clock.now())
+    return results
