@@ -1,0 +1,1 @@
+"""The benchmark harness: workload generators and measurements."""

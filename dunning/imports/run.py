@@ -1,0 +1,207 @@
+"""``import_file``: read JSON lines, validate each, load the good ones chunk by chunk.
+
+Each chunk is one transaction. A line is refused as a whole when anything in it is wrong; the
+other lines still load. A customer (or a card, subscription or invoice id) seen twice in a file
+is loaded in file order: the later line wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError
+
+from dunning.errors import PermanentError
+from dunning.gateways.cards import mask_pans
+from dunning.imports.checks import ROOT, LineError, parse_line
+from dunning.imports.lines import CustomerLine
+from dunning.imports.writer import ChunkResult, write_chunk
+
+log = logging.getLogger(__name__)
+
+# Called after each chunk with (lines read, bytes read).
+Progress = Callable[[int, int], None]
+
+
+class UnreadableFile(PermanentError):
+    """The import file cannot be opened or read."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did, counted in lines (one customer per line)."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused_lines: int = 0
+    refused: list[LineError] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+    def add(self, chunk: ChunkResult) -> None:
+        self.inserted += len(chunk.inserted)
+        self.updated += len(chunk.updated)
+        self.unchanged += len(chunk.unchanged)
+        self.refuse(chunk.refused)
+
+    def refuse(self, errors: list[LineError]) -> None:
+        self.refused.extend(errors)
+        self.refused_lines += len({e.line for e in errors})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "loaded": self.loaded,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "refused": self.refused_lines,
+            "errors": len(self.refused),
+        }
+
+
+def _keys(c: CustomerLine) -> set[tuple[str, str]]:
+    keys = {("customer", c.id)}
+    keys.update(("card", pm.id) for pm in c.payment_methods)
+    keys.update(("subscription", s.id) for s in c.subscriptions)
+    keys.update(("invoice", inv.id) for inv in c.invoices)
+    return keys
+
+
+def import_file(
+    engine: Engine,
+    path: str | Path,
+    *,
+    now: datetime,
+    chunk_size: int = 2000,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Load the customers of a JSON-lines file; raise :class:`UnreadableFile` if it cannot be read.
+
+    Blank lines are skipped. ``now`` stamps every row written and is when imported invoices
+    become due to the pipeline.
+    """
+    if now.tzinfo is None:
+        raise ValueError("import_file needs a timezone-aware now")
+    report = ImportReport()
+    try:
+        with open(path, "rb") as f:
+            _run(engine, f, report, now=now, chunk_size=max(1, chunk_size), progress=progress)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return report
+
+
+class _Writer:
+    """Writes chunks in order on one background thread.
+
+    Parsing the next chunk (Python, holding the GIL) then overlaps the database's work on the
+    previous one (the driver releases the GIL while it waits).
+    """
+
+    def __init__(self, engine: Engine, report: ImportReport, now: datetime) -> None:
+        self._engine, self._report, self._now = engine, report, now
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
+        self._pending: Future[ChunkResult] | None = None
+
+    def submit(self, batch: list[tuple[int, CustomerLine]]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(_write, self._engine, batch, self._now)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._report.add(pending.result())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(
+    engine: Engine,
+    f: BinaryIO,
+    report: ImportReport,
+    *,
+    now: datetime,
+    chunk_size: int,
+    progress: Progress | None,
+) -> None:
+    batch: list[tuple[int, CustomerLine]] = []
+    keys: set[tuple[str, str]] = set()
+    lines_read = bytes_read = 0
+    writer = _Writer(engine, report, now)
+
+    def flush() -> None:
+        nonlocal batch
+        if batch:
+            writer.submit(batch)
+            batch = []
+            keys.clear()
+        if progress is not None:
+            progress(lines_read, bytes_read)
+
+    try:
+        for lineno, raw in enumerate(f, start=1):
+            lines_read, bytes_read = lineno, bytes_read + len(raw)
+            if not raw.strip():
+                continue
+            parsed = parse_line(lineno, raw)
+            if isinstance(parsed, list):
+                report.refuse(parsed)
+                continue
+            mine = _keys(parsed)
+            if mine & keys:
+                # The same id twice in one multi-row upsert is an error on PostgreSQL;
+                # writing what came before first keeps file order.
+                flush()
+            batch.append((lineno, parsed))
+            keys.update(mine)
+            if len(batch) >= chunk_size:
+                flush()
+        flush()
+        writer.wait()
+    finally:
+        writer.close()
+    report.refused.sort(key=lambda error: error.line)
+
+
+def _write(engine: Engine, batch: list[tuple[int, CustomerLine]], now: datetime) -> ChunkResult:
+    """Write a chunk; if the database refuses it, write line by line to find the culprits."""
+    try:
+        with engine.begin() as conn:
+            return write_chunk(conn, batch, now)
+    except (IntegrityError, DataError) as exc:
+        if len(batch) == 1:
+            lineno = batch[0][0]
+            log.warning("line %d refused by the database: %s", lineno, mask_pans(str(exc.orig)))
+            error = LineError(lineno, ROOT, f"refused by the database: {_reason(exc)}")
+            return ChunkResult(refused=[error])
+    result = ChunkResult()
+    for item in batch:
+        result.merge(_write(engine, [item], now))
+    return result
+
+
+def _reason(exc: IntegrityError | DataError) -> str:
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    if constraint:
+        return f"constraint {constraint}"
+    return mask_pans(str(exc.orig).splitlines()[0])
+
+
+def iter_errors(report: ImportReport, limit: int) -> Iterator[str]:
+    """The first ``limit`` errors as ``line N: path: message``, then how many were left out."""
+    for error in report.refused[:limit]:
+        yield str(error)
+    if len(report.refused) > limit:
+        yield f"... and {len(report.refused) - limit} more errors"
