@@ -62,6 +62,7 @@ def _show(book: PolicyBook, plan: str | None, interval: str | None, as_json: boo
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``policy`` command family (``show``, ``check``) to ``app``."""
     policy_app = typer.Typer(help="Show or check the dunning policy.", no_args_is_help=True)
     app.add_typer(policy_app, name="policy")
 

@@ -64,7 +64,12 @@ def _since_approval(attempts: Sequence[AttemptRecord], amount: int | None) -> li
         a.at for a in attempts if a.status == "succeeded" and (amount is None or a.amount == amount)
     ]
     last = max(approvals, default=None)
-    return [a for a in attempts if last is None or a.at > last]
+    # A decline at the same instant as the approval may have come after it: keep it.
+    return [
+        a
+        for a in attempts
+        if last is None or a.at > last or (a.at == last and a.status != "succeeded")
+    ]
 
 
 def _waits(

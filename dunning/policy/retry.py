@@ -8,6 +8,7 @@ its schedule day's local morning, later when a decline's delay or a network limi
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -65,17 +66,19 @@ def _dead_cards(state: RetryState, policy: PlanPolicy) -> set[str]:
             approved[pm] = max(a.at, approved.get(pm, a.at))
         elif a.status == "declined" and _classify(a, policy).verdict is Verdict.never:
             dead[pm] = max(a.at, dead.get(pm, a.at))
-    return {pm for pm, at in dead.items() if pm not in approved or approved[pm] < at}
+    # Only an approval strictly after the decline lifts it: a tie keeps the card dead.
+    return {pm for pm, at in dead.items() if pm not in approved or approved[pm] <= at}
 
 
 def _history(state: RetryState, card: str) -> list[AttemptRecord]:
     """Every known attempt on ``card``, for its network limits."""
-    pool = {a for a in state.invoice_attempts if a.payment_method_id == card}
+    own = Counter(a for a in state.invoice_attempts if a.payment_method_id == card)
     if card == state.payment_method_id:
-        pool |= set(state.card_attempts)  # all of them are on this card, by contract
+        known = Counter(state.card_attempts)  # all of them are on this card, by contract
     else:
-        pool |= {a for a in state.other_card_attempts if a.payment_method_id == card}
-    return sorted(pool, key=lambda a: a.at)
+        known = Counter(a for a in state.other_card_attempts if a.payment_method_id == card)
+    # The lists overlap; a multiset union keeps two equal-looking attempts as two.
+    return sorted((own | known).elements(), key=lambda a: a.at)
 
 
 def _network(state: RetryState, card: str) -> str:
