@@ -141,6 +141,8 @@ def replace_card(
                 )
                 if row["token"]:
                     removed_tokens.append(row["token"])
+        # Expiry reminders held until their morning are about a card no longer in use.
+        notify.cancel_pending(conn, customer_id=customer_id, kinds=["card_expiring"])
         cust = queries.customer(conn, customer_id)
         new_row = queries.card(conn, pm_id)
         ctx = notify.context(cust, card=old_default, new_card=new_row)

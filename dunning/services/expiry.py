@@ -19,6 +19,13 @@ from dunning.store.uow import after_commit, transaction
 STALE_AFTER = timedelta(days=2)
 
 
+def _lookahead(c: Container) -> timedelta:
+    """How far ahead a scan queues reminders: until the next scan. The scan runs once per
+    interval (daily) at whatever hour the scheduler started; a reminder is held in the outbox
+    until its local morning instead of going out up to a day late, or on the 1st."""
+    return timedelta(seconds=c.settings.timing.expiry_scan_interval_s)
+
+
 def _months_ahead(now: datetime, months: int) -> list[tuple[int, int]]:
     y, m = now.year, now.month
     out = []
@@ -56,6 +63,7 @@ def queue_expiry_reminders(c: Container, now: datetime) -> int:
         )
     )
     queued = 0
+    ahead = _lookahead(c)
     with transaction(c.engine) as conn:
         requests = []
         seen: set[str] = set()
@@ -69,7 +77,7 @@ def queue_expiry_reminders(c: Container, now: datetime) -> int:
             policy = c.policy.for_plan(row["plan"], row["interval"])
             tz = row["timezone"] or "UTC"
             for reminder in expiry_reminders(row["exp_month"], row["exp_year"], tz, policy):
-                if not (reminder.at <= now < reminder.at + STALE_AFTER):
+                if not (now - STALE_AFTER < reminder.at < now + ahead):
                     continue
                 key = (
                     f"card_expiring:{row['id']}:{row['exp_year']:04d}-"
@@ -105,6 +113,7 @@ def queue_expiry_reminders(c: Container, now: datetime) -> int:
                         payment_method_id=row["id"],
                         plan=row["plan"],
                         interval=row["interval"],
+                        not_before=reminder.at,
                     )
                 )
         ids = notify.queue_emails(conn, c, requests, now) if requests else []

@@ -107,6 +107,8 @@ def card_auto_updated(
                 updated_at=now,
             )
         )
+        # An expiry reminder held until its morning is about the old expiry.
+        notify.cancel_pending(conn, payment_method_id=payment_method_id, kinds=["card_expiring"])
         record(
             conn,
             "card_expiry_changed",

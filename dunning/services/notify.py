@@ -45,6 +45,8 @@ class EmailRequest:
     plan: str = "default"
     interval: str = "month"
     extra_cc: tuple[str, ...] = field(default_factory=tuple)
+    # Hold the email until then (still out of quiet hours); ``None`` sends it now.
+    not_before: datetime | None = None
 
 
 def card_view(row: Mapping[Any, Any] | None) -> dict[str, Any] | None:
@@ -126,7 +128,9 @@ def queue_emails(
                 "locale": r.customer["locale"] or "en",
                 "context": r.context,
                 "status": "pending",
-                "not_before": email_time(now, r.customer["timezone"] or "UTC", policy),
+                "not_before": email_time(
+                    max(r.not_before or now, now), r.customer["timezone"] or "UTC", policy
+                ),
                 "message_id": message_id_for(r.dedup_key, c.settings.mail_from),
                 "created_at": now,
             }
@@ -142,6 +146,7 @@ def cancel_pending(
     *,
     invoice_id: str | None = None,
     customer_id: str | None = None,
+    payment_method_id: str | None = None,
     kinds: Sequence[str] | None = None,
 ) -> int:
     """Cancel emails not yet sent (a paid or cancelled invoice must not nag)."""
@@ -150,6 +155,8 @@ def cancel_pending(
         stmt = stmt.where(notifications.c.invoice_id == invoice_id)
     if customer_id is not None:
         stmt = stmt.where(notifications.c.customer_id == customer_id)
+    if payment_method_id is not None:
+        stmt = stmt.where(notifications.c.payment_method_id == payment_method_id)
     if kinds:
         stmt = stmt.where(notifications.c.kind.in_(list(kinds)))
     return conn.execute(stmt.values(status="cancelled")).rowcount
