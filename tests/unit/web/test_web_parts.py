@@ -1,0 +1,79 @@
+"""The web service's small parts: rate windows, CSRF tokens, the challenge seal, the texts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from dunning.gateways.base import CardToken
+from dunning.gateways.sandbox import CardRefused, SandboxGateway
+from dunning.web import challenge, csrf
+from dunning.web.i18n import DA, EN
+from dunning.web.ratelimit import AttemptLimits
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+SECRET = SecretStr("s3cret")
+CARD = CardToken("sbx_authentication_required_abc123", "visa", "3155", 12, 2030)
+
+
+def test_attempt_limits_slide_and_count_only_allowed_attempts() -> None:
+    limits = AttemptLimits(per_link=2, per_address=3, window=timedelta(minutes=10))
+
+    first = [limits.allow("cus_1", "1.2.3.4", NOW + timedelta(minutes=i)) for i in range(3)]
+    other_link = limits.allow("cus_2", "1.2.3.4", NOW + timedelta(minutes=3))
+    other_address_full_link = limits.allow("cus_1", "5.6.7.8", NOW + timedelta(minutes=4))
+    after_window = limits.allow("cus_1", "5.6.7.8", NOW + timedelta(minutes=10, seconds=1))
+
+    assert first == [True, True, False]
+    assert other_link is True  # the address has room for a third attempt
+    assert other_address_full_link is False
+    assert after_window is True  # the first attempt left the window
+
+
+def test_csrf_token_is_bound_to_its_link() -> None:
+    value = csrf.new_token(SECRET, "link-a")
+
+    assert csrf.check(SECRET, "link-a", value, value)
+    assert not csrf.check(SECRET, "link-b", value, value)
+    assert not csrf.check(SecretStr("other"), "link-a", value, value)
+    assert not csrf.check(SECRET, "link-a", None, value)
+    assert not csrf.check(SECRET, "link-a", value, csrf.new_token(SECRET, "link-a"))
+    assert not csrf.check(SECRET, "link-a", "\ud800", "\ud800")
+
+
+def test_challenge_seal_round_trips_and_refuses_forgery_and_age() -> None:
+    sealed = challenge.seal(SECRET, "link-a", CARD, remove_old=True, now=NOW)
+
+    assert challenge.unseal(SECRET, "link-a", sealed, NOW + timedelta(minutes=5)) == (CARD, True)
+    with pytest.raises(ValueError):
+        challenge.unseal(SECRET, "link-b", sealed, NOW)
+    with pytest.raises(ValueError):
+        challenge.unseal(SECRET, "link-a", "x" + sealed, NOW)
+    with pytest.raises(ValueError):
+        challenge.unseal(SECRET, "link-a", sealed, NOW + timedelta(minutes=16))
+
+
+def test_sandbox_challenge_turns_a_3ds_card_into_a_verifiable_one() -> None:
+    gateway = SandboxGateway()
+
+    done = gateway.complete_challenge(CARD)
+
+    assert done == CardToken("sbx_ok_abc123", "visa", "3155", 12, 2030)
+    assert gateway.verify(CARD.token, customer_id="c", currency="EUR").requires_action
+    assert gateway.verify(done.token, customer_id="c", currency="EUR").ok
+    with pytest.raises(CardRefused):
+        gateway.complete_challenge(done)
+
+
+def test_danish_and_english_texts_have_the_same_keys_and_placeholders() -> None:
+    assert EN.keys() == DA.keys()
+    for key in EN:
+        assert sorted(_fields(EN[key])) == sorted(_fields(DA[key])), key
+
+
+def _fields(text: str) -> list[str]:
+    import string
+
+    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
