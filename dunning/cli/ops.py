@@ -1,9 +1,203 @@
-"""Commands of the `ops` family (filled in by its issue)."""
+"""Operator commands: ``queues``, ``dlq list|requeue|purge``, ``status``, ``invoice …``."""
 
 from __future__ import annotations
 
+import getpass
+from typing import Any
+
+import redis
 import typer
+
+from dunning.bootstrap import Container
+from dunning.cli.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    Exit,
+    console,
+    container,
+    err_console,
+    print_json,
+)
+from dunning.ops import deadletters, present
+from dunning.ops.funnel import funnel
+from dunning.ops.queues import inspect_queues, redis_client
+from dunning.ops.timeline import invoice_report
+from dunning.services import operator
+
+QueueOpt = typer.Option(None, "--queue", "-q", help="Only this queue.")
+ActorOpt = typer.Option(None, "--actor", "-a", help="Only messages of this actor.")
+JsonOpt = typer.Option(False, "--json", help="One JSON object, for scripts.")
+
+
+def _now_ms(c: Container) -> int:
+    return int(c.clock.now().timestamp() * 1000)
+
+
+def _redis(c: Container, as_json: bool) -> redis.Redis | None:
+    """The broker's Redis, or ``None`` (after saying why) for the stub or RabbitMQ brokers."""
+    url = c.settings.broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return redis_client(url)
+    kind = "stub" if url.startswith("stub://") else "rabbitmq"
+    if as_json:
+        print_json({"broker": kind, "queues": [], "dead_letters": []})
+    elif kind == "stub":
+        console.print(
+            "stub broker (the embedded default): its queues live inside the running "
+            "process; nothing to read here"
+        )
+    else:
+        console.print("RabbitMQ broker: read its queues in the RabbitMQ management UI")
+    return None
+
+
+def _queues(only: str | None) -> tuple[str, ...]:
+    from workers.broker import QUEUES
+
+    if only is None:
+        return QUEUES
+    if only not in QUEUES:
+        err_console.print(f"[red]unknown queue {only!r}[/]; queues: {', '.join(QUEUES)}")
+        raise Exit(EXIT_USAGE)
+    return (only,)
+
+
+def _broker_down(exc: redis.RedisError) -> Exit:
+    err_console.print(f"[red]cannot read the broker's Redis[/]: {exc}")
+    return Exit(EXIT_FAILURE)
+
+
+def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool) -> None:
+    c = container()
+    client = _redis(c, as_json)
+    if client is None:
+        return
+    queues, now_ms = _queues(queue), _now_ms(c)
+    try:
+        if action == "list":
+            letters = deadletters.list_dead(client, queues, actor=actor)
+            if as_json:
+                print_json({"dead_letters": [d.as_dict(now_ms) for d in letters]})
+            else:
+                console.print(present.dead_table(letters, now_ms))
+            return
+        if action == "requeue":
+            count = deadletters.requeue_dead(client, queues, actor=actor, now_ms=now_ms)
+        else:
+            count = deadletters.purge_dead(client, queues, actor=actor)
+    except redis.RedisError as exc:
+        raise _broker_down(exc) from None
+    if as_json:
+        print_json({action + "d": count})
+    else:
+        verb = "moved back to their queues" if action == "requeue" else "deleted"
+        console.print(f"{count} dead letter(s) {verb}")
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("queues")
+    def queues_cmd(as_json: bool = JsonOpt) -> None:
+        """Ready, delayed, in-flight and dead messages per queue, and the oldest ready age."""
+        c = container()
+        client = _redis(c, as_json)
+        if client is None:
+            return
+        from workers.broker import QUEUES
+
+        heartbeat_ms = int(c.settings.timing.broker_heartbeat_timeout_s * 1000)
+        try:
+            stats = inspect_queues(
+                client, QUEUES, now_ms=_now_ms(c), heartbeat_timeout_ms=heartbeat_ms
+            )
+        except redis.RedisError as exc:
+            raise _broker_down(exc) from None
+        if as_json:
+            print_json({"broker": "redis", "queues": [s.as_dict() for s in stats]})
+        else:
+            console.print(present.queues_table(stats))
+
+    dlq = typer.Typer(help="Dead letters: messages whose retries ran out.", no_args_is_help=True)
+
+    @dlq.command("list")
+    def dlq_list(
+        queue: str | None = QueueOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
+    ) -> None:
+        """Show dead letters: id, actor, queue, age, arguments (no secrets), last error."""
+        _dlq_action("list", queue, actor, as_json)
+
+    @dlq.command("requeue")
+    def dlq_requeue(
+        queue: str | None = QueueOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
+    ) -> None:
+        """Move dead letters back to their queue to be processed again."""
+        _dlq_action("requeue", queue, actor, as_json)
+
+    @dlq.command("purge")
+    def dlq_purge(
+        queue: str | None = QueueOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
+    ) -> None:
+        """Delete dead letters for good."""
+        _dlq_action("purge", queue, actor, as_json)
+
+    app.add_typer(dlq, name="dlq")
+
+    @app.command("status")
+    def status_cmd(as_json: bool = JsonOpt) -> None:
+        """The dunning funnel, amounts per currency, backlogs and producer lag."""
+        c = container()
+        with c.engine.connect() as conn:
+            f = funnel(conn, c.policy, c.clock.now())
+        if as_json:
+            print_json(f.as_dict())
+        else:
+            for table in present.funnel_tables(f):
+                console.print(table)
+
+    _register_invoice(app)
+
+
+def _register_invoice(app: typer.Typer) -> None:
+    inv = typer.Typer(help="One invoice: its timeline, and operator actions.", no_args_is_help=True)
+
+    @inv.command("show")
+    def show_cmd(invoice_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+        """The invoice, its customer and card, attempts and audit timeline."""
+        c = container()
+        with c.engine.connect() as conn:
+            report = invoice_report(conn, invoice_id)
+        if as_json:
+            print_json(report)
+        else:
+            for table in present.invoice_tables(report):
+                console.print(table)
+
+    for action in operator.ACTIONS:
+        inv.command(action, help=_HELP[action])(_action_command(action))
+    app.add_typer(inv, name="invoice")
+
+
+_HELP = {
+    "retry": "Charge again at the next retry scan (network limits still apply).",
+    "pause": "Hold retries and reminders.",
+    "resume": "Lift a pause.",
+    "mark-paid": "Record a payment made elsewhere: paid, reactivated, receipt sent.",
+    "write-off": "Give up: uncollectible, no more retries or reminders.",
+}
+
+
+def _action_command(action: str) -> Any:
+    def command(
+        invoice_id: str = typer.Argument(...),
+        reason: str = typer.Option(..., "--reason", "-r", help="Why; kept in the audit log."),
+        by: str | None = typer.Option(None, "--by", help="Who (default: the login name)."),
+    ) -> None:
+        if not reason.strip():
+            err_console.print("[red]--reason must say why[/]")
+            raise Exit(EXIT_USAGE)
+        c = container()
+        who = by or getpass.getuser()
+        operator.apply(c, action, invoice_id, c.clock.now(), reason=reason, by=who)
+        console.print(f"invoice {invoice_id}: {action} done (by {who})")
+
+    command.__name__ = f"invoice_{action.replace('-', '_')}"
+    return command

@@ -1,17 +1,215 @@
-"""The operators' routes: ``/ops`` (HTTP Basic) and the pipeline gauges behind ``/metrics``."""
+"""The operators' routes: ``/ops`` (HTTP Basic) and the pipeline gauges behind ``/metrics``.
+
+``/ops`` shows the queues, the funnel, recent failures and the dead letters, each with a
+requeue button. The button POSTs a double-submit CSRF token: a cookie scoped to ``/ops`` and
+the same value in the form, MACed with a key derived from the ops password. A browser sends
+Basic credentials to any site that asks, so a forged cross-site form must not be enough.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import secrets
 from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 
 from dunning.bootstrap import Container
+from dunning.ops import deadletters, gauges
+from dunning.ops.funnel import funnel, stage_rows
+from dunning.ops.present import duration
+from dunning.ops.queues import inspect_queues, redis_client
+from dunning.store.tables import audit_log, notifications, outbound_events, webhook_endpoints
+from dunning.web.render import page
+from workers.broker import QUEUES
 
+log = logging.getLogger(__name__)
 
-def ops_routes(container: Container) -> list[Any]:
-    """Starlette routes for the ops view (filled in by the operations work)."""
-    return []
+REALM = 'Basic realm="dunning ops", charset="UTF-8"'
+CSRF_COOKIE = "dunning_ops_csrf"
+RECENT = 20
 
 
 def refresh_gauges(container: Container) -> None:
     """Update the queue-depth, funnel and lag gauges before ``/metrics`` is rendered."""
-    return None
+    gauges.refresh(container, QUEUES, container.clock.now())
+
+
+# -- authentication and CSRF -------------------------------------------------------------------
+
+
+def _authorized(c: Container, header: str | None) -> bool:
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return False
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).partition(b":")
+    except (binascii.Error, ValueError):
+        return False
+    ops = c.settings.ops
+    # Both compared, always: the time taken says nothing about which one was wrong.
+    user_ok = hmac.compare_digest(user, ops.username.encode())
+    password_ok = hmac.compare_digest(password, ops.password.get_secret_value().encode())
+    return bool(sep) and user_ok and password_ok
+
+
+def _csrf_key(c: Container) -> bytes:
+    secret = c.settings.ops.password.get_secret_value().encode()
+    return hashlib.sha256(b"dunning-ops-csrf:" + secret).digest()
+
+
+def _new_csrf(c: Container) -> str:
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{hmac.new(_csrf_key(c), nonce.encode(), hashlib.sha256).hexdigest()}"
+
+
+def _csrf_ok(c: Container, request: Request, field: str | None) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not cookie or not field or len(field) > 200:
+        return False
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        return False
+    if not hmac.compare_digest(cookie.encode(), field.encode()):
+        return False
+    nonce, _, mac = field.partition(".")
+    expected = hmac.new(_csrf_key(c), nonce.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(mac.encode(), expected.encode())
+
+
+def _challenge() -> Response:
+    return Response(
+        "authentication required\n", status_code=401, headers={"WWW-Authenticate": REALM}
+    )
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _broker_view(c: Container, now_ms: int) -> dict[str, Any]:
+    url = c.settings.broker_url
+    if not url.startswith(("redis://", "rediss://")):
+        return {"note": "stub or RabbitMQ broker: no queue data here", "queues": [], "dead": []}
+    client = redis_client(url)
+    try:
+        heartbeat_ms = int(c.settings.timing.broker_heartbeat_timeout_s * 1000)
+        stats = inspect_queues(client, QUEUES, now_ms=now_ms, heartbeat_timeout_ms=heartbeat_ms)
+        dead = deadletters.list_dead(client, QUEUES)[-100:]
+    except redis.RedisError as exc:
+        return {"note": f"broker unreachable: {exc}", "queues": [], "dead": []}
+    finally:
+        client.close()
+    return {
+        "note": None,
+        "queues": [s.as_dict() | {"oldest": duration(s.oldest_ready_age_s)} for s in stats],
+        "dead": [d.as_dict(now_ms) | {"age": duration(d.age_s(now_ms))} for d in dead],
+    }
+
+
+def _recent_failures(c: Container) -> dict[str, list[Any]]:
+    with c.engine.connect() as conn:
+        stopped = conn.execute(
+            select(audit_log.c.at, audit_log.c.invoice_id, audit_log.c.reason, audit_log.c.message)
+            .where(audit_log.c.kind == "retry_stopped")
+            .order_by(audit_log.c.at.desc())
+            .limit(RECENT)
+        ).all()
+        emails = conn.execute(
+            select(
+                notifications.c.created_at,
+                notifications.c.kind,
+                notifications.c.customer_id,
+                notifications.c.last_error,
+            )
+            .where(notifications.c.status == "failed")
+            .order_by(notifications.c.id.desc())
+            .limit(RECENT)
+        ).all()
+        hooks = conn.execute(
+            select(
+                outbound_events.c.created_at,
+                outbound_events.c.type,
+                webhook_endpoints.c.url,
+                outbound_events.c.last_error,
+            )
+            .join(webhook_endpoints, webhook_endpoints.c.id == outbound_events.c.endpoint_id)
+            .where(outbound_events.c.status == "failed")
+            .order_by(outbound_events.c.id.desc())
+            .limit(RECENT)
+        ).all()
+    return {"stopped": list(stopped), "emails": list(emails), "hooks": list(hooks)}
+
+
+def _view(c: Container) -> dict[str, Any]:
+    now = c.clock.now()
+    with c.engine.connect() as conn:
+        f = funnel(conn, c.policy, now)
+    return {
+        "now": now,
+        "broker": _broker_view(c, int(now.timestamp() * 1000)),
+        "stages": stage_rows(f),
+        "suspended": f.suspended_subscriptions,
+        "backlogs": [(k, b.due, duration(b.lag_s)) for k, b in f.backlogs.items()],
+        "failures": _recent_failures(c),
+    }
+
+
+def ops_routes(container: Container) -> list[Any]:
+    """``GET /ops`` and ``POST /ops/dlq/requeue``, both behind HTTP Basic."""
+    c = container
+
+    async def ops_page(request: Request) -> Response:
+        if not _authorized(c, request.headers.get("authorization")):
+            return _challenge()
+        view = await run_in_threadpool(_view, c)
+        token = _new_csrf(c)
+        response = page("ops.html", csrf=token, **view)
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            path="/ops",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def requeue(request: Request) -> Response:
+        if not _authorized(c, request.headers.get("authorization")):
+            return _challenge()
+        form = await request.form()
+        field = form.get("csrf")
+        if not _csrf_ok(c, request, field if isinstance(field, str) else None):
+            return Response("CSRF check failed; reload /ops and try again\n", status_code=403)
+        queue, message = form.get("queue"), form.get("id")
+        if not isinstance(queue, str) or queue not in QUEUES or not isinstance(message, str):
+            return Response("unknown queue or message\n", status_code=400)
+        if not c.settings.broker_url.startswith(("redis://", "rediss://")):
+            return Response("dead letters live in Redis; this broker has none\n", status_code=400)
+        moved = await run_in_threadpool(_requeue_one, c, queue, message)
+        log.info("ops: dead letter %s on %s requeued (%d moved)", message, queue, moved)
+        return RedirectResponse("/ops", status_code=303)
+
+    return [
+        Route("/ops", ops_page, methods=["GET"]),
+        Route("/ops/dlq/requeue", requeue, methods=["POST"]),
+    ]
+
+
+def _requeue_one(c: Container, queue: str, message_id: str) -> int:
+    client = redis_client(c.settings.broker_url)
+    try:
+        now_ms = int(c.clock.now().timestamp() * 1000)
+        return deadletters.requeue_dead(client, [queue], ids=[message_id], now_ms=now_ms)
+    finally:
+        client.close()

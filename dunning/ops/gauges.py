@@ -1,0 +1,124 @@
+"""Prometheus gauges of the pipeline's state: queue depths, the funnel, backlogs and lag.
+
+Workers count what they do (``workers.metrics``); these gauges say what is waiting. They are
+set just before ``/metrics`` is rendered. Queue depths are cheap and always read; the funnel
+is a pass over the open invoices, so it is read at most every ``FUNNEL_MIN_INTERVAL_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import redis
+from prometheus_client import Gauge
+from sqlalchemy.exc import SQLAlchemyError
+
+from dunning.bootstrap import Container
+from dunning.ops.funnel import funnel
+from dunning.ops.queues import inspect_queues, redis_client
+
+log = logging.getLogger(__name__)
+
+FUNNEL_MIN_INTERVAL_S = 15.0
+
+QUEUE_MESSAGES = Gauge(
+    "dunning_queue_messages",
+    "Messages in the broker's queues by state (ready, delayed, in_flight, orphaned, dead)",
+    ["queue", "state"],
+)
+QUEUE_OLDEST = Gauge(
+    "dunning_queue_oldest_ready_age_seconds",
+    "Age of the oldest ready message of each queue (0 when empty)",
+    ["queue"],
+)
+FUNNEL_INVOICES = Gauge("dunning_funnel_invoices", "Invoices in each dunning stage", ["stage"])
+FUNNEL_AMOUNT = Gauge(
+    "dunning_funnel_amount_minor",
+    "Amounts in each dunning stage, in minor units per currency",
+    ["stage", "currency"],
+)
+SUSPENDED = Gauge("dunning_suspended_subscriptions", "Subscriptions suspended")
+BACKLOG_DUE = Gauge("dunning_backlog_due", "Items due now and not yet done, per producer", ["work"])
+PRODUCER_LAG = Gauge(
+    "dunning_producer_lag_seconds",
+    "How late the oldest due item of each producer is (0 when none is due)",
+    ["work"],
+)
+OUTBOX_PENDING = Gauge("dunning_outbox_pending", "Emails queued and not yet sent")
+OUTBOX_OLDEST = Gauge(
+    "dunning_outbox_oldest_pending_age_seconds", "Age of the oldest pending email's send time"
+)
+OUTBOUND_FAILED = Gauge("dunning_outbound_failed", "Merchant webhooks that failed for good")
+SOURCE_UP = Gauge(
+    "dunning_ops_source_up", "Whether the last read of a source worked (1) or not (0)", ["source"]
+)
+
+_lock = threading.Lock()
+_funnel_read_at: dict[int, float] = {}
+
+
+def refresh_queues(c: Container, queues: Sequence[str], now: datetime) -> None:
+    """Set the queue gauges from the broker's Redis (nothing for the stub or RabbitMQ)."""
+    url = c.settings.broker_url
+    if not url.startswith(("redis://", "rediss://")):
+        return
+    client = redis_client(url)
+    try:
+        stats = inspect_queues(
+            client,
+            queues,
+            now_ms=int(now.timestamp() * 1000),
+            heartbeat_timeout_ms=int(c.settings.timing.broker_heartbeat_timeout_s * 1000),
+        )
+    except redis.RedisError as exc:
+        log.warning("queue gauges not refreshed: %s", exc)
+        SOURCE_UP.labels("redis").set(0)
+        return
+    finally:
+        client.close()
+    SOURCE_UP.labels("redis").set(1)
+    for s in stats:
+        for state in ("ready", "delayed", "in_flight", "orphaned", "dead"):
+            QUEUE_MESSAGES.labels(s.queue, state).set(getattr(s, state))
+        QUEUE_OLDEST.labels(s.queue).set(s.oldest_ready_age_s or 0.0)
+
+
+def refresh_funnel(c: Container, now: datetime, *, force: bool = False) -> bool:
+    """Set the funnel, backlog and lag gauges; skipped if read less than a while ago."""
+    with _lock:
+        last = _funnel_read_at.get(id(c))
+        if not force and last is not None and time.monotonic() - last < FUNNEL_MIN_INTERVAL_S:
+            return False
+        _funnel_read_at[id(c)] = time.monotonic()
+    try:
+        with c.engine.connect() as conn:
+            f = funnel(conn, c.policy, now)
+    except SQLAlchemyError as exc:
+        log.warning("funnel gauges not refreshed: %s", exc)
+        SOURCE_UP.labels("database").set(0)
+        return False
+    SOURCE_UP.labels("database").set(1)
+    FUNNEL_AMOUNT.clear()
+    for name, stage in f.stages.items():
+        FUNNEL_INVOICES.labels(name).set(stage.count)
+        for currency, amount in stage.amounts.items():
+            FUNNEL_AMOUNT.labels(name, currency).set(amount)
+    SUSPENDED.set(f.suspended_subscriptions)
+    for work, backlog in f.backlogs.items():
+        BACKLOG_DUE.labels(work).set(backlog.due)
+        PRODUCER_LAG.labels(work).set(backlog.lag_s)
+    OUTBOX_PENDING.set(f.outbox_pending)
+    oldest = f.outbox_oldest_pending_at
+    OUTBOX_OLDEST.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
+    OUTBOUND_FAILED.set(f.outbound_failed)
+    return True
+
+
+def refresh(c: Container, queues: Sequence[str], now: datetime, *, force: bool = False) -> None:
+    """Refresh every gauge this module owns."""
+    refresh_queues(c, queues, now)
+    refresh_funnel(c, now, force=force)

@@ -1,0 +1,112 @@
+"""Rich tables for the operator commands (``--json`` prints the same data as JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+
+from dunning.ops.deadletters import DeadLetter
+from dunning.ops.funnel import Funnel, stage_rows
+from dunning.ops.queues import QueueStats
+from dunning.ops.timeline import describe, iso
+
+
+def duration(seconds: float | None) -> str:
+    """``95`` -> ``1m35s``; ``None`` -> ``-``."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def queues_table(stats: Sequence[QueueStats]) -> Table:
+    table = Table("queue", "ready", "delayed", "in flight", "orphaned", "dead", "oldest ready")
+    for q in stats:
+        table.add_row(
+            q.queue,
+            str(q.ready),
+            str(q.delayed),
+            str(q.in_flight),
+            f"[yellow]{q.orphaned}[/]" if q.orphaned else "0",
+            f"[red]{q.dead}[/]" if q.dead else "0",
+            duration(q.oldest_ready_age_s),
+        )
+    return table
+
+
+def dead_table(letters: Sequence[DeadLetter], now_ms: int) -> Table:
+    table = Table("id", "actor", "queue", "died", "retries", "args", "error")
+    for d in letters:
+        table.add_row(
+            d.id,
+            d.actor,
+            d.queue,
+            duration(d.age_s(now_ms)) + " ago",
+            str(d.retries),
+            d.args,
+            d.error or "",
+        )
+    return table
+
+
+def funnel_tables(f: Funnel) -> list[Table]:
+    stages = Table("stage", "invoices", "amount", title="dunning funnel")
+    for name, count, amounts in stage_rows(f):
+        stages.add_row(name.replace("_", " "), str(count), amounts)
+    stages.add_row("suspended subscriptions", str(f.suspended_subscriptions), "")
+    backlog = Table("work", "due now", "oldest due", "lag", title="backlogs")
+    for name, b in f.backlogs.items():
+        backlog.add_row(name, str(b.due), iso(b.oldest_due_at), duration(b.lag_s))
+    backlog.add_row(
+        "outbox (all pending)", str(f.outbox_pending), iso(f.outbox_oldest_pending_at), ""
+    )
+    backlog.add_row("webhooks failed for good", str(f.outbound_failed), "", "")
+    return [stages, backlog]
+
+
+def invoice_tables(report: dict[str, Any]) -> list[Table]:
+    inv, sub, cust, card = (
+        report["invoice"],
+        report["subscription"],
+        report["customer"],
+        report["card"],
+    )
+    head = Table("field", "value", title=f"invoice {inv['id']}", show_header=False)
+    for key, value in inv.items():
+        head.add_row(key, iso(value) if isinstance(value, datetime) else str(value))
+    head.add_row(
+        "subscription",
+        f"{sub['id']} ({sub['plan']}/{sub['interval']}, {sub['status']})",
+    )
+    head.add_row("customer", f"{cust['id']} {cust['name']} <{cust['email']}> {cust['timezone']}")
+    if card:
+        head.add_row(
+            "card",
+            f"{card['brand']} •••• {card['last4']} exp {card['exp']} ({card['status']}"
+            + (f", blocked: {card['blocked_reason']}" if card["blocked_reason"] else "")
+            + ")",
+        )
+    attempts = Table("#", "at", "status", "by", "card", "decline", "reason", title="attempts")
+    for a in report["attempts"]:
+        attempts.add_row(
+            str(a["attempt_no"]),
+            iso(a["created_at"]),
+            a["status"],
+            a["initiator"],
+            a["payment_method_id"],
+            " ".join(x for x in (a["decline_code"], a["network_code"]) if x),
+            a["reason"] or "",
+        )
+    timeline = Table("at", "what", "who", "detail", title="timeline")
+    for entry in report["timeline"]:
+        timeline.add_row(iso(entry["at"]), entry["kind"], entry["actor"], describe(entry))
+    return [head, attempts, timeline]
