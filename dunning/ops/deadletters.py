@@ -53,7 +53,9 @@ class DeadLetter:
     sent_at_ms: int | None
     retries: int
     args: str  # a short summary, secrets masked
-    error: str | None  # the last line of the last traceback
+    # The last line of the traceback the body carries: a retried copy carries the error before
+    # it; dramatiq does not store the final one (it is in the worker's log).
+    error: str | None
 
     def age_s(self, now_ms: int) -> float:
         return max(now_ms - self.died_at_ms, 0) / 1000

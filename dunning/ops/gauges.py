@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -58,7 +59,8 @@ SOURCE_UP = Gauge(
 )
 
 _lock = threading.Lock()
-_funnel_read_at: dict[int, float] = {}
+# Per container (a weak reference tells a new container from an old one at the same id).
+_funnel_read_at: dict[int, tuple[weakref.ref[Container], float]] = {}
 
 
 def refresh_queues(c: Container, queues: Sequence[str], now: datetime) -> None:
@@ -90,10 +92,11 @@ def refresh_queues(c: Container, queues: Sequence[str], now: datetime) -> None:
 def refresh_funnel(c: Container, now: datetime, *, force: bool = False) -> bool:
     """Set the funnel, backlog and lag gauges; skipped if read less than a while ago."""
     with _lock:
-        last = _funnel_read_at.get(id(c))
-        if not force and last is not None and time.monotonic() - last < FUNNEL_MIN_INTERVAL_S:
+        ref, last = _funnel_read_at.get(id(c), (None, 0.0))
+        fresh = ref is not None and ref() is c and time.monotonic() - last < FUNNEL_MIN_INTERVAL_S
+        if fresh and not force:
             return False
-        _funnel_read_at[id(c)] = time.monotonic()
+        _funnel_read_at[id(c)] = (weakref.ref(c), time.monotonic())
     try:
         with c.engine.connect() as conn:
             f = funnel(conn, c.policy, now)
