@@ -227,13 +227,15 @@ class Web:
         )
 
 
-def make_web(settings: Settings, *, start: datetime = START, **overrides: Any) -> Iterator[Web]:
+def make_web(
+    settings: Settings, *, start: datetime = START, gateway: Any = None, **overrides: Any
+) -> Iterator[Web]:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     clock = VirtualClock(start)
-    gateway = SandboxGateway(MemoryLedger(), clock=clock.now)
+    sandbox = SandboxGateway(MemoryLedger(), clock=clock.now)
     mail = MemoryTransport()
-    c = bootstrap(settings, clock=clock, engine=engine, gateway=gateway, transport=mail)
+    c = bootstrap(settings, clock=clock, engine=engine, gateway=gateway or sandbox, transport=mail)
     broker = make_broker("stub://")
     assert isinstance(broker, StubBroker)
     setup(c, broker)
@@ -241,7 +243,7 @@ def make_web(settings: Settings, *, start: datetime = START, **overrides: Any) -
     app = create_app(c, **overrides)
     try:
         with TestClient(app, base_url="http://testserver") as client:
-            yield Web(c, clock, gateway, mail, broker, client)
+            yield Web(c, clock, sandbox, mail, broker, client)
     finally:
         broker.close()
         engine.dispose()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from dunning.links import LinkPurpose
 from dunning.store.tables import customers, invoices, notifications, payment_methods, subscriptions
 from dunning.web.ratelimit import AttemptLimits
 from tests.unit.web.conftest import Web, make_web, web_settings
@@ -92,7 +93,7 @@ def test_suspended_subscription_shows_the_reactivation_button(owing: Web) -> Non
     with owing.c.engine.begin() as conn:
         conn.execute(update(subscriptions).values(status="suspended"))
 
-    html = owing.client.get(owing.link()).text
+    html = owing.client.get(owing.link(purpose=LinkPurpose.reactivate)).text
 
     assert ">Reactivate my subscription</button>" in html
     assert "and your subscription is reactivated" in html
