@@ -8,9 +8,7 @@ A body is never logged.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +29,7 @@ from dunning.services.events import parse
 from dunning.store.tables import webhook_events
 from dunning.store.uow import after_commit, transaction
 from dunning.store.upsert import insert_ignore
+from dunning.web.webhook_body import BodyTooLarge, decode, read_body, storable
 from dunning.webhooks.events import Ignored, MalformedEvent
 from dunning.webhooks.quickpay import quickpay_envelope
 from dunning.webhooks.signatures import SignatureError, verify_quickpay, verify_stripe
@@ -45,10 +44,6 @@ EVENTS = Counter(
 )
 UNKNOWN_TYPE = "unknown"  # the label of a delivery refused before its type could be trusted
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
-
-
-class BodyTooLarge(Exception):
-    """The request body is over ``webhook_max_body_bytes``."""
 
 
 class EnqueueFailed(TransientError):
@@ -83,57 +78,6 @@ RECEIVERS = (
     Receiver("stripe", _verify_stripe, stripe_envelope),
     Receiver("quickpay", _verify_quickpay, quickpay_envelope),
 )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused once it is over ``limit`` bytes (declared or actually sent)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise MalformedEvent("content-length: not a number")
-        if int(declared) > limit:
-            raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def decode(body: bytes) -> dict[str, Any]:
-    """A JSON object, strictly: no NaN or Infinity (PostgreSQL's JSON refuses them)."""
-    try:
-        payload = json.loads(body, parse_float=_finite, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise MalformedEvent("body: not JSON") from None
-    if not isinstance(payload, dict):
-        raise MalformedEvent("body: not a JSON object")
-    return payload
-
-
-def _storable(text: str, name: str, max_chars: int) -> str:
-    # Column values must survive every backend: no control characters, valid UTF-8, and the
-    # column's size.
-    if not text or len(text) > max_chars or not text.isprintable():
-        raise MalformedEvent(f"{name}: empty, too long or not printable")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise MalformedEvent(f"{name}: not valid text") from None
-    return text
 
 
 def store_event(
@@ -227,7 +171,7 @@ def endpoint(c: Container, receiver: Receiver) -> Callable[[Request], Any]:
         try:
             payload = decode(body)
             raw_id, raw_type = receiver.envelope(payload)
-            event_id, kind = _storable(raw_id, "id", 128), _storable(raw_type, "type", 64)
+            event_id, kind = storable(raw_id, "id", 128), storable(raw_type, "type", 64)
             events = parse(provider, payload, now)
         except MalformedEvent as exc:
             return _refuse(provider, kind, "malformed", 400, f"malformed event: {exc.reason}")
