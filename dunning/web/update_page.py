@@ -206,6 +206,10 @@ class UpdatePage:
             return guarded
         account, form, now = guarded
         token, value = request.path_params["token"], str(form.get(csrf.FIELD))
+        if not account.suspended:
+            # Only a suspended subscription offers this; a past-due one waits for its retries
+            # or a new card, so a stale form must not charge the old card out of turn.
+            return RedirectResponse(f"/update/{token}", status_code=303)
         card = chargeable_card(account)
         if card is None:
             ACTIONS.labels("reactivate", "no_card").inc()

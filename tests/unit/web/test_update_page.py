@@ -198,6 +198,18 @@ def test_reactivation_charges_the_current_card(owing: Web) -> None:
     assert (charge.token, charge.amount, charge.initiator) == ("sbx_ok_old", 12500, "customer")
 
 
+def test_reactivation_is_only_for_a_suspended_subscription(owing: Web) -> None:
+    path = owing.link()
+
+    response = owing.client.post(
+        f"{path}/reactivate", data={"csrf": owing.open_form(path)}, follow_redirects=False
+    )
+
+    assert (response.status_code, response.headers["location"]) == (303, path)
+    assert owing.gateway.ledger.entries() == []
+    assert owing.row(invoices, "in_1")["status"] == "open"
+
+
 def test_reactivation_with_a_card_that_declines_again_says_so(web: Web) -> None:
     web.add_customer(token="sbx_insufficient_funds_old")
     web.fail_invoice()
