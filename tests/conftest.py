@@ -40,7 +40,6 @@ def _truncate(engine: Engine) -> None:
     names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        conn.execute(text("DROP TABLE IF EXISTS sandbox_ledger"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

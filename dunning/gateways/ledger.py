@@ -12,19 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Engine,
-    MetaData,
-    String,
-    Table,
-    insert,
-    select,
-)
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from dunning.store.types import UtcDateTime
+from dunning.store.tables import sandbox_ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,32 +62,12 @@ class MemoryLedger:
             return list(self._entries.values())
 
 
-_meta = MetaData()
-sandbox_ledger = Table(
-    "sandbox_ledger",
-    _meta,
-    Column("idempotency_key", String(128), primary_key=True),
-    Column("customer_id", String(64), nullable=False),
-    Column("token", String(255), nullable=False),
-    Column("amount", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("initiator", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("charge_id", String(64), nullable=False),
-    Column("decline_code", String(64)),
-    Column("network_code", String(8)),
-    Column("advice_code", String(32)),
-    Column("network_advice_code", String(4)),
-    Column("at", UtcDateTime(), nullable=False),
-)
-
-
 class SqlLedger:
-    """The sandbox's ledger in its own table (not part of the pipeline's schema)."""
+    """The sandbox's ledger in its own table (created by the migrations, so that no worker
+    runs DDL at its first charge)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        _meta.create_all(engine, checkfirst=True)
 
     def add(self, entry: LedgerEntry) -> LedgerEntry:
         try:

@@ -323,3 +323,23 @@ Index(
     sqlite_where=text("status = 'pending'"),
     postgresql_where=text("status = 'pending'"),
 )
+
+# The sandbox gateway's ledger: what the test double charged, one row per idempotency key.
+# Not read by the pipeline; tests and the benchmark count charges from it.
+sandbox_ledger = Table(
+    "sandbox_ledger",
+    metadata,
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("token", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("initiator", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("charge_id", String(64), nullable=False),
+    Column("decline_code", String(64)),
+    Column("network_code", String(8)),
+    Column("advice_code", String(32)),
+    Column("network_advice_code", String(4)),
+    Column("at", UtcDateTime(), nullable=False),
+)

@@ -12,6 +12,7 @@ from dunning.gateways.cards import luhn_ok, mask_pans
 from dunning.gateways.ledger import SqlLedger
 from dunning.gateways.sandbox import CardRefused, SandboxGateway, behaviour_of
 from dunning.store.engine import make_engine
+from dunning.store.migrate import upgrade
 
 
 def req(token: str, key: str = "inv_in_1_att_2") -> ChargeRequest:
@@ -96,6 +97,7 @@ def test_failure_rate_is_deterministic_per_key() -> None:
 
 def test_sql_ledger_is_shared_between_gateways(tmp_path: object) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/ledger.sqlite3")
+    upgrade(engine)
     a, b = SandboxGateway(SqlLedger(engine)), SandboxGateway(SqlLedger(engine))
     a.charge(req("sbx_ok_1"))
     assert b.charge(req("sbx_ok_1")).succeeded
