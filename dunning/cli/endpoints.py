@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from dunning.cli.common import console, container, print_json
+from dunning.cli.common import console, print_json
+from dunning.cli.ops import opened
 from dunning.ops import endpoints
 from dunning.ops.timeline import iso
 from dunning.services.outbound import EVENT_TYPES
@@ -32,9 +33,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Register an endpoint; prints its signing secret (shown only now)."""
-        c = container()
         wanted = [e.strip() for e in events.split(",") if e.strip()]
-        with transaction(c.engine) as conn:
+        with opened() as c, transaction(c.engine) as conn:
             endpoint_id, key = endpoints.add_endpoint(
                 conn, url, c.clock.now(), events=wanted, secret=secret
             )
@@ -48,8 +48,7 @@ def register(app: typer.Typer) -> None:
     @ep.command("list")
     def list_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
         """Every endpoint with its status and its waiting and failed events."""
-        c = container()
-        with c.engine.connect() as conn:
+        with opened() as c, c.engine.connect() as conn:
             rows = endpoints.list_endpoints(conn)
         if as_json:
             print_json({"endpoints": rows})
@@ -70,8 +69,7 @@ def register(app: typer.Typer) -> None:
     @ep.command("remove")
     def remove_cmd(endpoint_id: int = typer.Argument(...)) -> None:
         """Stop sending to an endpoint; its undelivered events are cancelled."""
-        c = container()
-        with transaction(c.engine) as conn:
+        with opened() as c, transaction(c.engine) as conn:
             cancelled = endpoints.remove_endpoint(conn, endpoint_id, c.clock.now())
         console.print(f"endpoint {endpoint_id} removed; {cancelled} undelivered event(s) cancelled")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -27,6 +29,16 @@ from dunning.services import operator
 QueueOpt = typer.Option(None, "--queue", "-q", help="Only this queue.")
 ActorOpt = typer.Option(None, "--actor", "-a", help="Only messages of this actor.")
 JsonOpt = typer.Option(False, "--json", help="One JSON object, for scripts.")
+
+
+@contextmanager
+def opened() -> Iterator[Container]:
+    """The container for one command, its database connections closed at the end."""
+    c = container()
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 def _now_ms(c: Container) -> int:
@@ -68,11 +80,12 @@ def _broker_down(exc: redis.RedisError) -> Exit:
 
 
 def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool) -> None:
-    c = container()
-    client = _redis(c, as_json)
+    with opened() as c:
+        client = _redis(c, as_json)
+        now_ms = _now_ms(c)
     if client is None:
         return
-    queues, now_ms = _queues(queue), _now_ms(c)
+    queues = _queues(queue)
     try:
         if action == "list":
             letters = deadletters.list_dead(client, queues, actor=actor)
@@ -87,6 +100,8 @@ def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool
             count = deadletters.purge_dead(client, queues, actor=actor)
     except redis.RedisError as exc:
         raise _broker_down(exc) from None
+    finally:
+        client.close()
     if as_json:
         print_json({action + "d": count})
     else:
@@ -98,19 +113,20 @@ def register(app: typer.Typer) -> None:
     @app.command("queues")
     def queues_cmd(as_json: bool = JsonOpt) -> None:
         """Ready, delayed, in-flight and dead messages per queue, and the oldest ready age."""
-        c = container()
-        client = _redis(c, as_json)
+        with opened() as c:
+            client = _redis(c, as_json)
+            now_ms = _now_ms(c)
+            heartbeat_ms = int(c.settings.timing.broker_heartbeat_timeout_s * 1000)
         if client is None:
             return
         from workers.broker import QUEUES
 
-        heartbeat_ms = int(c.settings.timing.broker_heartbeat_timeout_s * 1000)
         try:
-            stats = inspect_queues(
-                client, QUEUES, now_ms=_now_ms(c), heartbeat_timeout_ms=heartbeat_ms
-            )
+            stats = inspect_queues(client, QUEUES, now_ms=now_ms, heartbeat_timeout_ms=heartbeat_ms)
         except redis.RedisError as exc:
             raise _broker_down(exc) from None
+        finally:
+            client.close()
         if as_json:
             print_json({"broker": "redis", "queues": [s.as_dict() for s in stats]})
         else:
@@ -144,8 +160,7 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(as_json: bool = JsonOpt) -> None:
         """The dunning funnel, amounts per currency, backlogs and producer lag."""
-        c = container()
-        with c.engine.connect() as conn:
+        with opened() as c, c.engine.connect() as conn:
             f = funnel(conn, c.policy, c.clock.now())
         if as_json:
             print_json(f.as_dict())
@@ -162,8 +177,7 @@ def _register_invoice(app: typer.Typer) -> None:
     @inv.command("show")
     def show_cmd(invoice_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
         """The invoice, its customer and card, attempts and audit timeline."""
-        c = container()
-        with c.engine.connect() as conn:
+        with opened() as c, c.engine.connect() as conn:
             report = invoice_report(conn, invoice_id)
         if as_json:
             print_json(report)
@@ -194,9 +208,9 @@ def _action_command(action: str) -> Any:
         if not reason.strip():
             err_console.print("[red]--reason must say why[/]")
             raise Exit(EXIT_USAGE)
-        c = container()
         who = by or getpass.getuser()
-        operator.apply(c, action, invoice_id, c.clock.now(), reason=reason, by=who)
+        with opened() as c:
+            operator.apply(c, action, invoice_id, c.clock.now(), reason=reason, by=who)
         console.print(f"invoice {invoice_id}: {action} done (by {who})")
 
     command.__name__ = f"invoice_{action.replace('-', '_')}"
