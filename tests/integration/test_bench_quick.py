@@ -1,0 +1,65 @@
+"""The benchmark harness in quick mode: tiny sizes, real services, every figure measured.
+
+This checks that the harness works from start to end (services, worker processes, baselines,
+the results file), not the timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.services import IN_CI, need
+
+pytestmark = [pytest.mark.bench, pytest.mark.integration]
+
+REPO = Path(__file__).resolve().parents[2]
+# Not the harness's default database number: a full run may be going on at the same time.
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def _need_smtp_sink() -> None:
+    if shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists():
+        return
+    message = "smtp-sink is missing: run `bash scripts/system-packages`"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: the bench test must not skip)")
+    pytest.skip(message)
+
+
+def test_quick_run_measures_every_figure_and_writes_the_results(tmp_path: Path) -> None:
+    need("PostgreSQL", "127.0.0.1", 5432)
+    need("Redis", "127.0.0.1", 6379)
+    _need_smtp_sink()
+    from bench.__main__ import FIGURES
+
+    out = tmp_path / "latest.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--redis-url", REDIS_URL],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=115,
+    )
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["quick"] is True
+    assert report["machine"]["nproc"] >= 1 and report["machine"]["date"]
+    figures = {f["name"]: f for f in report["figures"]}
+    assert list(figures) == list(FIGURES)
+    for name, f in figures.items():
+        assert f["skipped"] is None, (name, f["skipped"])
+        assert f["value"] is not None and f["value"] > 0, name
+        assert isinstance(f["met"], bool), name
+        if f["baseline"] is not None:
+            assert f["baseline"] > 0, name
+            assert f["ratio"] == pytest.approx(f["value"] / f["baseline"], rel=0.02), name
+    assert "| retry_charges " in proc.stdout  # the table
