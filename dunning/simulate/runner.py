@@ -33,6 +33,7 @@ from dunning.services import cards, lifecycle
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.simulate import journal
 from dunning.simulate.book import load_book
+from dunning.simulate.held import HeldDispatcher
 from dunning.simulate.scenario import Scenario
 from dunning.store.engine import make_engine
 from dunning.store.migrate import upgrade
@@ -58,6 +59,7 @@ class Simulation:
     worker: dramatiq.Worker
     clock: VirtualClock
     gateway: SandboxGateway
+    held: HeldDispatcher
     card_seq: Counter[str] = field(default_factory=Counter)
 
     def drain(self) -> None:
@@ -74,7 +76,8 @@ class Simulation:
         for name in ORDER:
             if name in DAILY and not daily:
                 continue
-            PRODUCERS[name][0](self.container, now)
+            with self.held.holding():
+                PRODUCERS[name][0](self.container, now)
             self.drain()
 
 
@@ -104,12 +107,14 @@ def simulation(scenario: Scenario, *, workdir: Path | None = None) -> Iterator[S
         broker = make_broker("stub://")
         assert isinstance(broker, StubBroker)
         setup(c, broker)
+        held = HeldDispatcher(c.dispatcher)
+        c.dispatcher = held
         broker.emit_after("process_boot")
         worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
         worker.start()
         try:
             load_book(c, scenario, gateway)
-            yield Simulation(c, broker, worker, clock, gateway)
+            yield Simulation(c, broker, worker, clock, gateway, held)
         finally:
             worker.stop()
             broker.close()
@@ -145,7 +150,8 @@ def run(
             while events and events[0].at <= t:
                 event = events.pop(0)
                 sim.clock.set(max(event.at, sim.clock.now()))
-                apply_event(sim, event)
+                with sim.held.holding():
+                    apply_event(sim, event)
                 sim.drain()
             sim.clock.set(t)
             sim.run_producers(daily=t.date() != last_day)
