@@ -25,6 +25,7 @@ class Existing:
     cards: dict[str, tuple[str, str]] = field(default_factory=dict)  # (customer, status)
     subscriptions: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # (cus, card)
     invoices: dict[str, str] = field(default_factory=dict)  # customer
+    default_cards: dict[str, str] = field(default_factory=dict)  # customer -> its default card
 
 
 def ownership_errors(lineno: int, c: CustomerLine, existing: Existing) -> list[LineError]:
@@ -52,14 +53,15 @@ class ChunkRows:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)  # by invoice id
-    defaults: dict[str, str] = field(default_factory=dict)  # customer -> its default card
+    # Stored default cards to unset first: another card of the customer becomes the default.
+    old_defaults: list[str] = field(default_factory=list)
     explicit_status: dict[str, str] = field(default_factory=dict)  # stored sub -> status
     owner: dict[str, str] = field(default_factory=dict)  # card/sub/invoice id -> customer
     invoice_subscription: dict[str, str] = field(default_factory=dict)
 
 
 def build_rows(lines: list[CustomerLine], existing: Existing, now: datetime) -> ChunkRows:
-    """The rows for ``lines``; ``created_at``/``updated_at`` are ``now``."""
+    """The rows for ``lines``, without ``created_at``/``updated_at`` (the writer adds those)."""
     out = ChunkRows()
     for c in lines:
         _add_customer(out, c, existing, now)
@@ -67,7 +69,6 @@ def build_rows(lines: list[CustomerLine], existing: Existing, now: datetime) -> 
 
 
 def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: datetime) -> None:
-    stamps = {"created_at": now, "updated_at": now}
     paid = [s.last_payment_at for s in c.subscriptions if s.last_payment_at is not None]
     out.customers.append(
         {
@@ -79,12 +80,16 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
             "billing_emails": list(c.billing_emails),
             "card_generation": 0,
             "last_payment_at": max(paid, default=None),
-            **stamps,
         }
     )
     default = next((pm.id for pm in c.payment_methods if pm.default), None)
-    if default is not None and existing.cards.get(default, (c.id, "active"))[1] == "active":
-        out.defaults[c.id] = default
+    stored_default = existing.default_cards.get(c.id)
+    if (
+        default is not None
+        and stored_default not in (None, default)
+        and existing.cards.get(default, (c.id, "active"))[1] == "active"
+    ):
+        out.old_defaults.append(stored_default)
     for pm in c.payment_methods:
         out.owner[pm.id] = c.id
         out.cards.append(
@@ -99,7 +104,6 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
                 "exp_year": pm.exp_year,
                 "is_default": pm.default,
                 "status": "active",
-                **stamps,
             }
         )
     in_dunning = {inv.subscription for inv in c.invoices}
@@ -130,7 +134,6 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
                 "last_payment_at": sub.last_payment_at,
                 "suspended_at": now if status == "suspended" else None,
                 "cancelled_at": now if status == "cancelled" else None,
-                **stamps,
             }
         )
     for inv in c.invoices:
@@ -155,8 +158,6 @@ def _invoice_row(customer: str, inv: InvoiceLine, now: datetime) -> dict[str, An
         "next_attempt_at": now,
         "next_step_at": now,
         "last_decline_code": inv.decline.decline_code if inv.decline else None,
-        "created_at": now,
-        "updated_at": now,
     }
 
 

@@ -69,12 +69,28 @@ class ImportReport:
         }
 
 
-def _keys(c: CustomerLine) -> set[tuple[str, str]]:
-    keys = {("customer", c.id)}
-    keys.update(("card", pm.id) for pm in c.payment_methods)
-    keys.update(("subscription", s.id) for s in c.subscriptions)
-    keys.update(("invoice", inv.id) for inv in c.invoices)
-    return keys
+class _Seen:
+    """The ids of the chunk being collected, by kind."""
+
+    def __init__(self) -> None:
+        self.customers: set[str] = set()
+        self.cards: set[str] = set()
+        self.subscriptions: set[str] = set()
+        self.invoices: set[str] = set()
+
+    def clashes(self, c: CustomerLine) -> bool:
+        return (
+            c.id in self.customers
+            or any(pm.id in self.cards for pm in c.payment_methods)
+            or any(s.id in self.subscriptions for s in c.subscriptions)
+            or any(inv.id in self.invoices for inv in c.invoices)
+        )
+
+    def add(self, c: CustomerLine) -> None:
+        self.customers.add(c.id)
+        self.cards.update(pm.id for pm in c.payment_methods)
+        self.subscriptions.update(s.id for s in c.subscriptions)
+        self.invoices.update(inv.id for inv in c.invoices)
 
 
 def import_file(
@@ -136,16 +152,16 @@ def _run(
     progress: Progress | None,
 ) -> None:
     batch: list[tuple[int, CustomerLine]] = []
-    keys: set[tuple[str, str]] = set()
+    seen = _Seen()
     lines_read = bytes_read = 0
     writer = _Writer(engine, report, now)
 
     def flush() -> None:
-        nonlocal batch
+        nonlocal batch, seen
         if batch:
             writer.submit(batch)
             batch = []
-            keys.clear()
+            seen = _Seen()
         if progress is not None:
             progress(lines_read, bytes_read)
 
@@ -158,13 +174,12 @@ def _run(
             if isinstance(parsed, list):
                 report.refuse(parsed)
                 continue
-            mine = _keys(parsed)
-            if mine & keys:
+            if seen.clashes(parsed):
                 # The same id twice in one multi-row upsert is an error on PostgreSQL;
                 # writing what came before first keeps file order.
                 flush()
             batch.append((lineno, parsed))
-            keys.update(mine)
+            seen.add(parsed)
             if len(batch) >= chunk_size:
                 flush()
         flush()

@@ -4,10 +4,8 @@ The ``WHERE`` makes a repeated import a no-op: a row whose columns already hold 
 values is not written, so its ``updated_at`` does not move. ``RETURNING id`` then names exactly
 the rows that were inserted or changed.
 
-On PostgreSQL a chunk travels as one JSON parameter (``INSERT … SELECT … FROM
-json_to_recordset(…)``): a statement with a placeholder per value, or arrays adapted value by
-value, cost more on the client than the insert costs on the server. SQLite gets multi-row
-``VALUES`` (its driver binds in C).
+A chunk travels as one JSON parameter (``INSERT … SELECT … FROM json_to_recordset(…)`` on
+PostgreSQL, ``json_each`` on SQLite).
 """
 
 from __future__ import annotations
@@ -23,14 +21,17 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
     column,
     false,
     func,
+    literal_column,
     or_,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
@@ -44,61 +45,78 @@ def _is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _json_param(value: Any) -> Any:
-    return cast(bindparam(None, json.dumps(value, default=_encode), type_=Text), postgresql.JSON)
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: pass timezone-aware datetimes")
+    return value.isoformat()
 
 
-def _encode(value: object) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: pass timezone-aware datetimes")
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
-
-
-def _stamps_as_text(table: Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Most stamps in a chunk are the same ``now``: format each distinct one once.
-    names = [name for name in rows[0] if isinstance(table.c[name].type, UtcDateTime)]
-    memo: dict[datetime, str] = {}
+def _as_json_values(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as one JSON array, with each value in the form the column stores it."""
+    # SQLite has no datetime or JSON type: its values are the text SQLAlchemy would bind.
+    pg = _is_pg(conn)
+    stamps: dict[str, Any] = {}
+    documents: list[str] = []
+    for name in rows[0]:
+        type_ = table.c[name].type
+        if isinstance(type_, UtcDateTime):
+            stamps[name] = (
+                _iso if pg else type_.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+            )
+        elif isinstance(type_, JSON) and not pg:
+            documents.append(name)
+    memo: dict[tuple[str, datetime], str] = {}  # most stamps of a chunk are the same instants
     out = []
-    for row in rows:
-        row = dict(row)
-        for name in names:
+    for original in rows:
+        row = original.copy()
+        for name, to_text in stamps.items():
             value = row[name]
             if value is not None:
-                text = memo.get(value)
+                text = memo.get((name, value))
                 if text is None:
-                    text = memo[value] = _encode(value)
+                    text = memo[(name, value)] = to_text(value)
                 row[name] = text
+        for name in documents:
+            row[name] = json.dumps(row[name])
         out.append(row)
-    return out
+    return json.dumps(out)
 
 
 def id_in(conn: Connection, column: ColumnElement[Any], ids: Sequence[str]) -> ColumnElement[bool]:
-    """``column IN ids``: one JSON parameter on PostgreSQL, one parameter per id on SQLite."""
+    """``column IN ids``, with the ids sent as one JSON parameter."""
+    payload = bindparam(None, json.dumps(list(ids)), type_=Text)
     if _is_pg(conn):
-        return column.in_(select(func.json_array_elements_text(_json_param(list(ids)))))
-    return column.in_(list(ids))
+        # ``= ANY(ARRAY(…))`` rather than ``IN (SELECT …)``: the planner then probes the index
+        # even before the tables have statistics (the first chunks of a big import).
+        ids_json = select(func.json_array_elements_text(cast(payload, postgresql.JSON)))
+        return column == any_(func.array(ids_json.scalar_subquery()))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(payload)))
 
 
-def recordset(rows: Sequence[dict[str, Any]], columns: dict[str, Any], name: str) -> Any:
-    """PostgreSQL: ``rows`` as a derived table ``name(columns…)`` from one JSON parameter."""
-    return (
-        func.json_to_recordset(_json_param(list(rows)))
-        .table_valued(*[column(key, type_) for key, type_ in columns.items()])
-        .render_derived(name=name, with_types=True)
-    )
+def _insert(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], same: dict[str, Any]
+) -> Any:
+    """``INSERT … SELECT`` from one JSON parameter; ``same`` holds values common to all rows.
 
-
-def _insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
-    """The ``INSERT`` statement and its parameters for the connection's dialect."""
+    A statement with a placeholder per value costs more on the client (building, binding,
+    parsing) than the insert costs the database.
+    """
+    names = list(rows[0])
+    payload = bindparam(None, _as_json_values(conn, table, rows), type_=Text)
+    common = [bindparam(None, v, type_=table.c[k].type).label(k) for k, v in same.items()]
     if _is_pg(conn):
-        names = list(rows[0])
-        types = {name: table.c[name].type for name in names}
-        source = recordset(_stamps_as_text(table, rows), types, "imported")
-        stmt = postgresql.insert(table).from_select(names, select(*[source.c[n] for n in names]))
-        return stmt, None
-    return sqlite.insert(table), list(rows)
+        source = (
+            func.json_to_recordset(cast(payload, postgresql.JSON))
+            .table_valued(*[column(name, table.c[name].type) for name in names])
+            .render_derived(name="imported", with_types=True)
+        )
+        values = select(*[source.c[name] for name in names], *common)
+        return postgresql.insert(table).from_select([*names, *same], values)
+    each = func.json_each(payload).table_valued("value", name="imported")
+    extracted = [func.json_extract(each.c.value, f"$.{name}").label(name) for name in names]
+    # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT: "ON" would read as a join.
+    values = select(*extracted, *common).where(true())
+    return sqlite.insert(table).from_select([*names, *same], values)
 
 
 def _comparable(column: Any) -> Any:
@@ -112,6 +130,7 @@ def upsert(
     table: Table,
     rows: Sequence[dict[str, Any]],
     *,
+    now: datetime,
     update: Iterable[str],
     forward_only: Iterable[str] = (),
     same: Iterable[str] = (),
@@ -122,11 +141,11 @@ def upsert(
     ``update`` columns take the imported value; ``forward_only`` columns (times the pipeline
     advances, such as ``last_payment_at``) only move later, never back. An existing row is
     updated only when its ``same`` columns equal the imported ones and ``guard`` holds.
-    ``updated_at`` moves only on a real change.
+    ``created_at`` and ``updated_at`` are ``now``; ``updated_at`` moves only on a real change.
     """
     if not rows:
         return set()
-    stmt, params = _insert(conn, table, rows)
+    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now})
     new = stmt.excluded
     set_: dict[str, Any] = {}
     differs: list[ColumnElement[bool]] = []
@@ -148,20 +167,25 @@ def upsert(
     if conditions:
         where = and_(*conditions, where)
     stmt = stmt.on_conflict_do_update(index_elements=[table.c.id], set_=set_, where=where)
-    return set(conn.execute(stmt.returning(table.c.id), params).scalars())
+    return set(conn.execute(stmt.returning(table.c.id)).scalars())
 
 
-def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert the rows whose id is new; leave existing ones alone. Returns the ids inserted."""
+def insert_new(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, now: datetime
+) -> set[str]:
+    """Insert the rows whose id is new, stamped ``now``; leave existing ones alone.
+
+    Returns the ids inserted.
+    """
     if not rows:
         return set()
-    stmt, params = _insert(conn, table, rows)
+    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now})
     stmt = stmt.on_conflict_do_nothing(index_elements=[table.c.id])
-    return set(conn.execute(stmt.returning(table.c.id), params).scalars())
+    return set(conn.execute(stmt.returning(table.c.id)).scalars())
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Plain multi-row insert (tables without a natural key, such as the audit log)."""
     if rows:
-        stmt, params = _insert(conn, table, rows)
-        conn.execute(stmt, params)
+        stmt = _insert(conn, table, rows, {})
+        conn.execute(stmt)

@@ -9,23 +9,20 @@ and last the ``active -> past_due`` move of subscriptions that got an open invoi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, String, select, update
+from sqlalchemy import Connection, select, update
 
 from dunning.imports.checks import LineError
 from dunning.imports.lines import CustomerLine
 from dunning.imports.rows import Existing, build_rows, ownership_errors
-from dunning.imports.upsert import id_in, insert_new, insert_rows, recordset, upsert
+from dunning.imports.upsert import id_in, insert_new, insert_rows, upsert
 from dunning.model import SubscriptionStatus, allowed_sources
 from dunning.store.tables import audit_log, customers, invoices, payment_methods, subscriptions
 
 log = logging.getLogger(__name__)
-
-# Bound parameters per IN list: well under SQLite's limit of 32,766 variables.
-IN_SLICE = 5000
 
 CUSTOMER_COLUMNS = ("email", "name", "locale", "timezone", "billing_emails")
 CARD_COLUMNS = ("gateway", "token", "network", "last4", "exp_month", "exp_year", "is_default")
@@ -48,43 +45,37 @@ class ChunkResult:
         self.refused += other.refused
 
 
-def _slices(ids: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(ids), IN_SLICE):
-        yield list(ids[start : start + IN_SLICE])
-
-
 def lookup(conn: Connection, lines: Sequence[CustomerLine]) -> Existing:
-    """What of these lines is already stored (ids, owners, card states)."""
+    """What of these lines is already stored (ids, owners, card states, default cards)."""
+    pm, sc, ic = payment_methods.c, subscriptions.c, invoices.c
     cus_ids = [c.id for c in lines]
-    card_ids = [pm.id for c in lines for pm in c.payment_methods]
+    card_ids = [card.id for c in lines for card in c.payment_methods]
     sub_ids = [s.id for c in lines for s in c.subscriptions]
     inv_ids = [inv.id for c in lines for inv in c.invoices]
-    found_customers: set[str] = set()
+    found = frozenset(
+        conn.scalars(select(customers.c.id).where(id_in(conn, customers.c.id, cus_ids)))
+    )
     cards: dict[str, tuple[str, str]] = {}
+    if card_ids:
+        query = select(pm.id, pm.customer_id, pm.status).where(id_in(conn, pm.id, card_ids))
+        cards = {key: (owner, status) for key, owner, status in conn.execute(query)}
     subs: dict[str, tuple[str, str | None]] = {}
-    invs: dict[str, str] = {}
-    for part in _slices(cus_ids):
-        found_customers.update(
-            conn.scalars(select(customers.c.id).where(id_in(conn, customers.c.id, part)))
+    if sub_ids:
+        attached = select(sc.id, sc.customer_id, sc.payment_method_id).where(
+            id_in(conn, sc.id, sub_ids)
         )
-    pm = payment_methods.c
-    for part in _slices(card_ids):
-        for key, owner, status in conn.execute(
-            select(pm.id, pm.customer_id, pm.status).where(id_in(conn, pm.id, part))
-        ):
-            cards[key] = (owner, status)
-    sc = subscriptions.c
-    for part in _slices(sub_ids):
-        for key, owner, card in conn.execute(
-            select(sc.id, sc.customer_id, sc.payment_method_id).where(id_in(conn, sc.id, part))
-        ):
-            subs[key] = (owner, card)
-    for part in _slices(inv_ids):
-        for key, owner in conn.execute(
-            select(invoices.c.id, invoices.c.customer_id).where(id_in(conn, invoices.c.id, part))
-        ):
-            invs[key] = owner
-    return Existing(frozenset(found_customers), cards, subs, invs)
+        subs = {key: (owner, card) for key, owner, card in conn.execute(attached)}
+    invs: dict[str, str] = {}
+    if inv_ids:
+        owners = select(ic.id, ic.customer_id).where(id_in(conn, ic.id, inv_ids))
+        invs = {key: owner for key, owner in conn.execute(owners)}
+    defaults: dict[str, str] = {}
+    if found:
+        current = select(pm.customer_id, pm.id).where(
+            id_in(conn, pm.customer_id, sorted(found)), pm.is_default, pm.status == "active"
+        )
+        defaults = {owner: key for owner, key in conn.execute(current)}
+    return Existing(found, cards, subs, invs, defaults)
 
 
 def write_chunk(
@@ -102,14 +93,19 @@ def write_chunk(
             good.append((lineno, c))
     rows = build_rows([c for _, c in good], existing, now)
     touched = upsert(
-        conn, customers, rows.customers, update=CUSTOMER_COLUMNS, forward_only=("last_payment_at",)
+        conn,
+        customers,
+        rows.customers,
+        now=now,
+        update=CUSTOMER_COLUMNS,
+        forward_only=("last_payment_at",),
     )
-    stored_defaults = {k: v for k, v in rows.defaults.items() if k in existing.customers}
-    card_changed = _clear_old_defaults(conn, stored_defaults, now)
+    card_changed = _clear_old_defaults(conn, rows.old_defaults, now)
     written = upsert(
         conn,
         payment_methods,
         rows.cards,
+        now=now,
         update=CARD_COLUMNS,
         same=("customer_id",),
         guard=payment_methods.c.status == "active",
@@ -121,13 +117,14 @@ def write_chunk(
         conn,
         subscriptions,
         rows.subscriptions,
+        now=now,
         update=SUBSCRIPTION_COLUMNS,
         forward_only=("current_period_end", "last_payment_at"),
         same=("customer_id",),
     )
     touched |= {rows.owner[key] for key in written}
     touched |= _apply_statuses(conn, rows.explicit_status, now)
-    new_invoices = insert_new(conn, invoices, rows.invoices)
+    new_invoices = insert_new(conn, invoices, rows.invoices, now=now)
     if new_invoices:
         insert_rows(conn, audit_log, [rows.audit[key] for key in sorted(new_invoices)])
         touched |= {rows.owner[key] for key in new_invoices}
@@ -150,33 +147,27 @@ def write_chunk(
     return result
 
 
-def _clear_old_defaults(conn: Connection, defaults: dict[str, str], now: datetime) -> set[str]:
-    """Unset the default flag of stored cards that are no longer their customer's default."""
-    if not defaults:
-        return set()
+def _clear_old_defaults(conn: Connection, ids: list[str], now: datetime) -> set[str]:
+    """Unset the default flag of these cards; return their customers."""
     pm = payment_methods.c
-    stmt = update(payment_methods).where(pm.is_default, pm.status == "active")
-    stmt = stmt.values(is_default=False, updated_at=now).returning(pm.customer_id)
-    if conn.dialect.name == "postgresql":
-        # A join: ``NOT IN`` over a parameter list is a linear scan per row on PostgreSQL.
-        pairs = [{"customer_id": key, "id": card} for key, card in defaults.items()]
-        new = recordset(pairs, {"customer_id": String(), "id": String()}, "new_default")
-        return set(conn.scalars(stmt.where(pm.customer_id == new.c.customer_id, pm.id != new.c.id)))
     changed: set[str] = set()
-    owners = sorted(defaults)
-    for start in range(0, len(owners), IN_SLICE):
-        part = owners[start : start + IN_SLICE]
-        keep = [defaults[key] for key in part]
-        changed.update(conn.scalars(stmt.where(pm.customer_id.in_(part), pm.id.not_in(keep))))
+    if ids:
+        stmt = (
+            update(payment_methods)
+            .where(id_in(conn, pm.id, ids), pm.is_default, pm.status == "active")
+            .values(is_default=False, updated_at=now)
+            .returning(pm.customer_id)
+        )
+        changed.update(conn.scalars(stmt))
     return changed
 
 
 def _bump_card_generation(conn: Connection, ids: list[str], now: datetime) -> None:
     # Links carry the generation: a card changed by an import invalidates older links too.
-    for part in _slices(ids):
+    if ids:
         conn.execute(
             update(customers)
-            .where(id_in(conn, customers.c.id, part))
+            .where(id_in(conn, customers.c.id, ids))
             .values(card_generation=customers.c.card_generation + 1, updated_at=now)
         )
 
@@ -200,10 +191,10 @@ def _move_subscriptions(
     elif target is SubscriptionStatus.cancelled:
         values["cancelled_at"] = now
     touched: set[str] = set()
-    for part in _slices(ids):
+    if ids:
         stmt = (
             update(subscriptions)
-            .where(id_in(conn, sc.id, part), sc.status.in_(sorted(allowed_sources(target))))
+            .where(id_in(conn, sc.id, ids), sc.status.in_(sorted(allowed_sources(target))))
             .values(values)
             .returning(sc.customer_id)
         )

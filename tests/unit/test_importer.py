@@ -401,3 +401,42 @@ def test_a_line_the_database_refuses_is_reported_and_its_chunk_still_loads(
     assert "refused by the database" in report.refused[0].message
     assert (report.inserted, counts(eng)["customers"]) == (2, 2)
     eng.dispose()
+
+
+def test_rows_written_by_other_code_with_the_same_values_are_unchanged(
+    engine: Engine, tmp_path: Path
+) -> None:
+    line = customer(1, billing_emails=["books@example.com", "cfo@example.com"])
+    line["payment_methods"] = line["payment_methods"][:1]
+    line["subscriptions"][0]["current_period_end"] = "2026-02-01T00:00:00Z"
+    stamps = {"created_at": NOW, "updated_at": NOW}
+    paid = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:  # the same customer, as the services would have stored it
+        conn.execute(
+            customers.insert().values(
+                id="cus_1", email="ana1@example.com", name="Ana", locale="da",
+                timezone="Europe/Copenhagen", billing_emails=line["billing_emails"],
+                last_payment_at=paid, **stamps,
+            )
+        )  # fmt: skip
+        conn.execute(
+            payment_methods.insert().values(
+                id="pm_1a", customer_id="cus_1", gateway="sandbox", token="sbx_ok_1a",
+                network="visa", last4="4242", exp_month=3, exp_year=2030, is_default=True,
+                **stamps,
+            )
+        )  # fmt: skip
+        conn.execute(
+            subscriptions.insert().values(
+                id="sub_1", customer_id="cus_1", plan="pro-monthly", amount=12500,
+                currency="EUR", interval="month", payment_method_id="pm_1a",
+                last_payment_at=paid, current_period_end=datetime(2026, 2, 1, tzinfo=UTC),
+                **stamps,
+            )
+        )  # fmt: skip
+
+    report = import_file(engine, write(tmp_path, [line]), now=LATER)
+
+    assert report.unchanged == 1
+    assert last_update(engine)[:3] == [NOW, NOW, NOW]
+    assert row(engine, customers, "cus_1")["billing_emails"] == line["billing_emails"]
