@@ -73,31 +73,35 @@ def _targets(conn: Connection, event_type: str) -> list[int]:
 
 def emit(conn: Connection, event_type: str, data: dict[str, Any], now: datetime) -> list[int]:
     """Queue ``event_type`` for every enabled endpoint that wants it; return the new row ids."""
+    return emit_many(conn, event_type, [data], now)
+
+
+def emit_many(
+    conn: Connection, event_type: str, datas: Sequence[dict[str, Any]], now: datetime
+) -> list[int]:
+    """:func:`emit` for several events of one type, each its own message; endpoints read once."""
     if event_type not in EVENT_TYPES:
         raise PermanentError(f"unknown outbound event type {event_type!r}")
-    return _insert(conn, _targets(conn, event_type), event_type, data, now)
-
-
-def _insert(
-    conn: Connection, targets: list[int], event_type: str, data: dict[str, Any], now: datetime
-) -> list[int]:
+    targets = _targets(conn, event_type) if datas else []
     if not targets:
         return []
-    message_id = new_message_id()
-    payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
-    rows = [
-        {
-            "message_id": message_id,
-            "endpoint_id": endpoint_id,
-            "type": event_type,
-            "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for endpoint_id in targets
-    ]
+    rows = []
+    for data in datas:
+        message_id = new_message_id()
+        payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
+        rows += [
+            {
+                "message_id": message_id,
+                "endpoint_id": endpoint_id,
+                "type": event_type,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for endpoint_id in targets
+        ]
     stmt = insert(outbound_events).returning(outbound_events.c.id)
     return [int(i) for i in conn.execute(stmt, rows).scalars()]
 
@@ -105,43 +109,78 @@ def _insert(
 # -- the events the pipeline emits -------------------------------------------------------------
 
 
+def _subscription_event(sub: Mapping[Any, Any], target: str) -> str | None:
+    if target == "suspended":
+        return "subscription.suspended"
+    if target == "active" and sub["status"] == "suspended":
+        return "subscription.reactivated"
+    return None
+
+
+def subscriptions_status_changed(
+    conn: Connection, subs: Sequence[Mapping[Any, Any]], target: str, now: datetime
+) -> None:
+    """``subscription.suspended``, or ``subscription.reactivated`` when leaving suspension,
+    for subscriptions that moved from their row's status to ``target``."""
+    for event_type in ("subscription.suspended", "subscription.reactivated"):
+        datas = [
+            {
+                "subscription_id": sub["id"],
+                "customer_id": sub["customer_id"],
+                "plan": sub["plan"],
+                "amount": sub["amount"],
+                "currency": sub["currency"],
+                "status": target,
+                "previous_status": sub["status"],
+            }
+            for sub in subs
+            if _subscription_event(sub, target) == event_type
+        ]
+        emit_many(conn, event_type, datas, now)
+
+
 def subscription_status_changed(
     conn: Connection, sub: Mapping[Any, Any], target: str, now: datetime
 ) -> None:
-    """``subscription.suspended``, or ``subscription.reactivated`` when leaving suspension."""
-    if target == "suspended":
-        event_type = "subscription.suspended"
-    elif target == "active" and sub["status"] == "suspended":
-        event_type = "subscription.reactivated"
-    else:
-        return
-    data = {
-        "subscription_id": sub["id"],
-        "customer_id": sub["customer_id"],
-        "plan": sub["plan"],
-        "amount": sub["amount"],
-        "currency": sub["currency"],
-        "status": target,
-        "previous_status": sub["status"],
-    }
-    emit(conn, event_type, data, now)
+    """:func:`subscriptions_status_changed` for one subscription."""
+    subscriptions_status_changed(conn, [sub], target, now)
+
+
+def invoice_events(
+    conn: Connection,
+    event_type: str,
+    invs: Sequence[Mapping[Any, Any]],
+    now: datetime,
+    *,
+    per_invoice: Mapping[str, dict[str, Any]] | None = None,
+    **extra: Any,
+) -> None:
+    """``invoice.*`` events: ids, amount, currency, attempts, plus ``extra`` (status…) and
+    what ``per_invoice`` adds for each invoice id."""
+    datas = [
+        {
+            "invoice_id": inv["id"],
+            "subscription_id": inv["subscription_id"],
+            "customer_id": inv["customer_id"],
+            "amount": inv["amount"],
+            "currency": inv["currency"],
+            "attempt_count": inv["attempt_count"],
+            "first_failed_at": (
+                inv["first_failed_at"].isoformat() if inv["first_failed_at"] else None
+            ),
+            **extra,
+            **(per_invoice or {}).get(inv["id"], {}),
+        }
+        for inv in invs
+    ]
+    emit_many(conn, event_type, datas, now)
 
 
 def invoice_event(
     conn: Connection, event_type: str, inv: Mapping[Any, Any], now: datetime, **extra: Any
 ) -> None:
-    """An ``invoice.*`` event: ids, amount, currency, attempts, plus ``extra`` (status…)."""
-    data = {
-        "invoice_id": inv["id"],
-        "subscription_id": inv["subscription_id"],
-        "customer_id": inv["customer_id"],
-        "amount": inv["amount"],
-        "currency": inv["currency"],
-        "attempt_count": inv["attempt_count"],
-        "first_failed_at": inv["first_failed_at"].isoformat() if inv["first_failed_at"] else None,
-        **extra,
-    }
-    emit(conn, event_type, data, now)
+    """:func:`invoice_events` for one invoice."""
+    invoice_events(conn, event_type, [inv], now, **extra)
 
 
 def card_view(card: Mapping[Any, Any] | None) -> dict[str, Any] | None:
@@ -171,8 +210,7 @@ def card_updated(
 
 def cards_expiring(conn: Connection, notification_ids: Sequence[int], now: datetime) -> None:
     """``card.expiring``: one event per newly queued expiry reminder."""
-    targets = _targets(conn, "card.expiring") if notification_ids else []
-    if not targets:
+    if not notification_ids or not _targets(conn, "card.expiring"):
         return
     rows = conn.execute(
         select(
@@ -188,14 +226,16 @@ def cards_expiring(conn: Connection, notification_ids: Sequence[int], now: datet
         .join(payment_methods, payment_methods.c.id == notifications.c.payment_method_id)
         .where(notifications.c.id.in_(list(notification_ids)))
     ).mappings()
-    for row in rows:
-        data = {
+    datas = [
+        {
             "customer_id": row["customer_id"],
             "card": card_view(row),
             "expires_on": (row["context"] or {}).get("expires_on"),
             "reminder": row["dedup_key"].rsplit(":", 1)[-1],
         }
-        _insert(conn, targets, "card.expiring", data, now)
+        for row in rows
+    ]
+    emit_many(conn, "card.expiring", datas, now)
 
 
 # -- delivery ----------------------------------------------------------------------------------
@@ -303,9 +343,10 @@ def deliver_one(c: Container, client: httpx.Client, event_id: int, now: datetime
 
 
 def _finish(conn: Connection, event_id: int, **values: Any) -> None:
+    # Guarded: an event cancelled meanwhile (its endpoint removed) stays cancelled.
     conn.execute(
         update(outbound_events)
-        .where(outbound_events.c.id == event_id)
+        .where(outbound_events.c.id == event_id, outbound_events.c.status == "pending")
         .values(claimed_until=None, **values)
     )
 
