@@ -1,0 +1,197 @@
+"""The demo's HTML report: one self-contained page (inline CSS and SVG, no script, no external
+asset) with the summary tables, recovery over time and the dunning funnel.
+
+The page is well-formed XML as well as HTML, so a plain XML parser can read it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from dunning.simulate.figures import Figures
+
+WIDTH, HEIGHT, PAD_L, PAD_B, PAD_T, PAD_R = 680, 290, 78, 46, 16, 16
+GREEN, RED, GREY, BLUE = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
+STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:60em;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;text-align:right;
+border-bottom:1px solid #ddd}td:first-child,th:first-child{text-align:left}
+.kpi{display:flex;gap:1.5em;flex-wrap:wrap}.kpi div{background:#f4f6f8;padding:.6em 1em;
+border-radius:6px}.kpi b{display:block;font-size:1.5em}svg text{font-size:12px;fill:#444}
+.note{color:#666;font-size:.9em}
+"""
+
+
+def _money(amount: float, currency: str) -> str:
+    return f"{currency} {amount / 100:,.2f}"
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def _days(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _nice_step(top: float) -> float:
+    """A round tick step giving four to eight ticks up to ``top``."""
+    step = 1.0
+    while top / step > 8:
+        for factor in (2, 2.5, 2):
+            step *= factor
+            if top / step <= 8:
+                break
+    return step
+
+
+def recovery_chart(cumulative: Sequence[float]) -> str:
+    """Cumulative recovered amount (EUR) by day, as an SVG area chart."""
+    days = max(len(cumulative) - 1, 1)
+    top = max(max(cumulative, default=0.0), 1.0)
+    step = _nice_step(top)
+    top = step * -(-top // step)
+    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+
+    def xy(day: int, value: float) -> str:
+        x = PAD_L + plot_w * day / days
+        y = PAD_T + plot_h * (1 - value / top)
+        return f"{x:.1f},{y:.1f}"
+
+    parts = [
+        f'<svg id="recovery-chart" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        'aria-label="Cumulative recovered revenue by day">'
+    ]
+    tick = 0.0
+    while tick <= top:
+        y = PAD_T + plot_h * (1 - tick / top)
+        parts.append(
+            f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>'
+            f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:,.0f}</text>'
+        )
+        tick += step
+    for day in range(0, days + 1, 7 if days > 20 else 1):
+        x = PAD_L + plot_w * day / days
+        parts.append(
+            f'<text x="{x:.1f}" y="{HEIGHT - PAD_B + 18}" text-anchor="middle">{day}</text>'
+        )
+    points = " ".join(xy(d, v) for d, v in enumerate(cumulative))
+    area = f"{xy(0, 0)} {points} {xy(len(cumulative) - 1, 0)}"
+    parts.append(f'<polygon points="{area}" fill="{GREEN}" fill-opacity="0.15"/>')
+    parts.append(f'<polyline points="{points}" fill="none" stroke="{GREEN}" stroke-width="2"/>')
+    parts.append(
+        f'<text x="{PAD_L + plot_w / 2:.0f}" y="{HEIGHT - 1}" text-anchor="middle">'
+        "day of the simulation</text>"
+        f'<text x="12" y="{PAD_T + plot_h / 2:.0f}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {PAD_T + plot_h / 2:.0f})">EUR recovered</text></svg>'
+    )
+    return "".join(parts)
+
+
+def funnel_chart(stages: Sequence[tuple[str, int]]) -> str:
+    """Failed -> retried -> each way a failed invoice ended, as horizontal SVG bars."""
+    whole = max((n for _, n in stages), default=0) or 1
+    label_w, bar_h, gap = 200, 24, 8
+    height = len(stages) * (bar_h + gap) + gap
+    parts = [
+        f'<svg id="funnel-chart" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="The dunning funnel">'
+    ]
+    for i, (stage, n) in enumerate(stages):
+        y = gap + i * (bar_h + gap)
+        width = (WIDTH - label_w - 90) * n / whole
+        colour = GREEN if "recovered" in stage or "paid" in stage else BLUE
+        colour = RED if "suspended" in stage else (GREY if i > 4 else colour)
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{escape(stage)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{width:.1f}" height="{bar_h}" fill="{colour}"/>'
+            f'<text x="{label_w + width + 6:.1f}" y="{y + 16}">{n}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _kpis(f: Figures) -> str:
+    recovered_eur = f.recovered_by_day[-1] if f.recovered_by_day else 0.0
+    cards = [
+        ("recovered", f"EUR {recovered_eur:,.2f}"),
+        ("recovery rate", _pct(f.recovered, f.failed)),
+        ("median days to recovery", _days(f.median_days)),
+        ("p90 days to recovery", _days(f.percentile_days(0.9))),
+        ("subscriptions suspended", str(f.suspended)),
+    ]
+    return (
+        '<div class="kpi">'
+        + "".join(f"<div>{escape(label)}<b>{escape(value)}</b></div>" for label, value in cards)
+        + "</div>"
+    )
+
+
+def render(f: Figures, stages: Sequence[tuple[str, int]], *, seed: int) -> str:
+    """The whole page."""
+    days = (f.end - f.start).days
+    money_rows = [
+        (
+            cur,
+            _money(m.failed, cur),
+            _money(m.recovered, cur),
+            _pct(m.recovered, m.failed),
+            _money(m.lost, cur),
+            _money(m.retrying, cur),
+        )
+        for cur, m in f.money.items()
+    ]
+    emails = sorted(f.emails.items(), key=lambda kv: (-kv[1], kv[0]))
+    title = f"Dunning demo: {f.customers} customers, {days} days"
+    return "".join(
+        [
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>',
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+            f"<h1>{escape(title)}</h1>",
+            f'<p class="note">From {f.start:%Y-%m-%d} to {f.end:%Y-%m-%d}, seed {seed}: a '
+            "generated book run through the real pipeline on the embedded default (SQLite, "
+            "in-process broker, sandbox gateway). Amounts in EUR use fixed demo rates.</p>",
+            _kpis(f),
+            "<h2>Recovery over time</h2>",
+            recovery_chart(f.recovered_by_day),
+            "<h2>Dunning funnel</h2>",
+            funnel_chart(stages),
+            _table(
+                ("stage", "invoices", "of failed"), [(s, n, _pct(n, f.failed)) for s, n in stages]
+            ),
+            "<h2>Recovered revenue</h2>",
+            _table(("currency", "failed", "recovered", "rate", "lost", "retrying"), money_rows),
+            '<p class="note">lost: unpaid with retries stopped (awaiting a new card or '
+            "suspended); retrying: unpaid with retries still ahead.</p>",
+            "<h2>Emails by kind</h2>",
+            _table(("email", "sent"), emails),
+            "<h2>Why retries stopped</h2>",
+            _table(("reason", "invoices"), f.stop_reasons.most_common()),
+            "<h2>Other figures</h2>",
+            _table(
+                ("figure", "value"),
+                [
+                    ("charge attempts", f.attempts),
+                    ("time to recovery, median (days)", _days(f.median_days)),
+                    ("time to recovery, p90 (days)", _days(f.percentile_days(0.9))),
+                    ("cards updated", f.card_updates),
+                    ("subscriptions reactivated", f.reactivated),
+                    ("card tokens purged: removed cards", f.tokens_purged["card_removed"]),
+                    ("card tokens purged: 2 years unused", f.tokens_purged["retention"]),
+                ],
+            ),
+            "</body></html>\n",
+        ]
+    )
