@@ -80,12 +80,12 @@ def _broker_down(exc: redis.RedisError) -> Exit:
 
 
 def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool) -> None:
+    queues = _queues(queue)
     with opened() as c:
         client = _redis(c, as_json)
         now_ms = _now_ms(c)
     if client is None:
         return
-    queues = _queues(queue)
     try:
         if action == "list":
             letters = deadletters.list_dead(client, queues, actor=actor)
