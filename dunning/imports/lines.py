@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Literal
 
@@ -39,6 +40,10 @@ def _known_locale(tag: str) -> bool:
     except (UnknownLocaleError, ValueError, TypeError):
         return False
     return True
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
 
 
 def _email(value: str) -> str:
@@ -80,6 +85,8 @@ def _token(value: str) -> str:
     return value
 
 
+# Normalised to UTC with the standard library's tzinfo: cheaper to compare and format later.
+Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Currency = Annotated[str, AfterValidator(_currency)]
@@ -117,8 +124,8 @@ class SubscriptionLine(_Line):
     interval: Literal["month", "year"] = "month"
     payment_method: Id | None = None
     status: SubscriptionStatusName | None = None
-    last_payment_at: AwareDatetime | None = None
-    current_period_end: AwareDatetime | None = None
+    last_payment_at: Instant | None = None
+    current_period_end: Instant | None = None
 
 
 class DeclineLine(_Line):
@@ -137,7 +144,7 @@ class InvoiceLine(_Line):
     subscription: Id
     amount: Amount
     currency: Currency
-    first_failed_at: AwareDatetime
+    first_failed_at: Instant
     attempts: Annotated[int, Field(ge=1, le=1000)]
     decline: DeclineLine | None = None
 

@@ -65,17 +65,12 @@ def _as_json_values(conn: Connection, table: Table, rows: Sequence[dict[str, Any
             )
         elif isinstance(type_, JSON) and not pg:
             documents.append(name)
-    memo: dict[tuple[str, datetime], str] = {}  # most stamps of a chunk are the same instants
     out = []
     for original in rows:
         row = original.copy()
         for name, to_text in stamps.items():
-            value = row[name]
-            if value is not None:
-                text = memo.get((name, value))
-                if text is None:
-                    text = memo[(name, value)] = to_text(value)
-                row[name] = text
+            if row[name] is not None:
+                row[name] = to_text(row[name])
         for name in documents:
             row[name] = json.dumps(row[name])
         out.append(row)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, literal, null, select, union_all, update
 
 from dunning.imports.checks import LineError
 from dunning.imports.lines import CustomerLine
@@ -46,36 +46,56 @@ class ChunkResult:
 
 
 def lookup(conn: Connection, lines: Sequence[CustomerLine]) -> Existing:
-    """What of these lines is already stored (ids, owners, card states, default cards)."""
-    pm, sc, ic = payment_methods.c, subscriptions.c, invoices.c
+    """What of these lines is already stored (ids, owners, card states, default cards).
+
+    One statement: a chunk's round trips are what an import waits on.
+    """
+    pm, sc, ic, cc = payment_methods.c, subscriptions.c, invoices.c, customers.c
     cus_ids = [c.id for c in lines]
     card_ids = [card.id for c in lines for card in c.payment_methods]
     sub_ids = [s.id for c in lines for s in c.subscriptions]
     inv_ids = [inv.id for c in lines for inv in c.invoices]
-    found = frozenset(
-        conn.scalars(select(customers.c.id).where(id_in(conn, customers.c.id, cus_ids)))
-    )
-    cards: dict[str, tuple[str, str]] = {}
+    parts = [
+        select(literal("customer"), cc.id, cc.id, null()).where(id_in(conn, cc.id, cus_ids)),
+        select(literal("default"), pm.id, pm.customer_id, null()).where(
+            id_in(conn, pm.customer_id, cus_ids), pm.is_default, pm.status == "active"
+        ),
+    ]
     if card_ids:
-        query = select(pm.id, pm.customer_id, pm.status).where(id_in(conn, pm.id, card_ids))
-        cards = {key: (owner, status) for key, owner, status in conn.execute(query)}
-    subs: dict[str, tuple[str, str | None]] = {}
+        parts.append(
+            select(literal("card"), pm.id, pm.customer_id, pm.status).where(
+                id_in(conn, pm.id, card_ids)
+            )
+        )
     if sub_ids:
-        attached = select(sc.id, sc.customer_id, sc.payment_method_id).where(
-            id_in(conn, sc.id, sub_ids)
+        parts.append(
+            select(literal("subscription"), sc.id, sc.customer_id, sc.payment_method_id).where(
+                id_in(conn, sc.id, sub_ids)
+            )
         )
-        subs = {key: (owner, card) for key, owner, card in conn.execute(attached)}
-    invs: dict[str, str] = {}
     if inv_ids:
-        owners = select(ic.id, ic.customer_id).where(id_in(conn, ic.id, inv_ids))
-        invs = {key: owner for key, owner in conn.execute(owners)}
-    defaults: dict[str, str] = {}
-    if found:
-        current = select(pm.customer_id, pm.id).where(
-            id_in(conn, pm.customer_id, sorted(found)), pm.is_default, pm.status == "active"
+        parts.append(
+            select(literal("invoice"), ic.id, ic.customer_id, null()).where(
+                id_in(conn, ic.id, inv_ids)
+            )
         )
-        defaults = {owner: key for owner, key in conn.execute(current)}
-    return Existing(found, cards, subs, invs, defaults)
+    found: set[str] = set()
+    defaults: dict[str, str] = {}
+    cards: dict[str, tuple[str, str]] = {}
+    subs: dict[str, tuple[str, str | None]] = {}
+    invs: dict[str, str] = {}
+    for kind, key, owner, extra in conn.execute(union_all(*parts)):
+        if kind == "customer":
+            found.add(key)
+        elif kind == "default":
+            defaults[owner] = key
+        elif kind == "card":
+            cards[key] = (owner, extra)
+        elif kind == "subscription":
+            subs[key] = (owner, extra)
+        else:
+            invs[key] = owner
+    return Existing(frozenset(found), cards, subs, invs, defaults)
 
 
 def write_chunk(
