@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dunning.errors import PermanentError
-from dunning.services import charging, outbound, outbox, purge, steps
+from dunning.services import charging, outbound, outbox, purge, retries, steps
 from dunning.services.events import process_event
 from workers import context
 
@@ -33,10 +33,10 @@ def _each(items: list[T], what: str, fn: Callable[[T], str]) -> dict[str, int]:
 
 
 def charge_retry(items: list[list[Any]]) -> dict[str, int]:
-    """Make scheduled charge retries: ``[[invoice_id, attempt_no], ...]``."""
+    """Make scheduled charge retries: ``[[invoice_id, attempt_no], ...]``, as one batch."""
     c = context.get()
     now = c.clock.now()
-    return _each(items, "retry", lambda it: charging.retry_charge(c, str(it[0]), int(it[1]), now))
+    return dict(Counter(retries.retry_charges(c, [(str(i), int(n)) for i, n in items], now)))
 
 
 def send_emails(ids: list[int]) -> dict[str, int]:

@@ -9,8 +9,10 @@ by looking the charge up, never by charging again blind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping, exists, select, update
 
@@ -21,11 +23,11 @@ from dunning.model import AttemptStatus, Initiator
 from dunning.policy.days import window_end
 from dunning.policy.limits import check_limits
 from dunning.policy.timing import next_local, parse_clock, zone
-from dunning.policy.types import LimitCheck, PlanPolicy
+from dunning.policy.types import AttemptRecord, LimitCheck, PlanPolicy
 from dunning.services import outcomes
 from dunning.services.audit import record
 from dunning.store import queries
-from dunning.store.tables import invoices, payment_attempts, payment_methods
+from dunning.store.tables import invoices, payment_attempts
 from dunning.store.uow import transaction
 
 log = logging.getLogger(__name__)
@@ -61,15 +63,11 @@ def in_flight(conn: Connection, invoice_id: str) -> bool:
     return bool(conn.execute(stmt).scalar())
 
 
-def _card_for(conn: Connection, inv: RowMapping, c: Container) -> RowMapping | None:
-    """The card the next attempt goes to: the policy's choice, else the subscription's."""
-    sub = queries.subscription(conn, inv["subscription_id"])
-    for card_id in (inv["retry_payment_method_id"], sub["payment_method_id"]):
-        if card_id:
-            card = queries.find(conn, payment_methods, card_id)
-            if card and card["status"] == "active" and card["token"] and not card["blocked_reason"]:
-                return card
-    return None
+def usable(card: RowMapping | None) -> bool:
+    """Whether a card may be charged: active, with a token, and nothing blocking it."""
+    return bool(
+        card and card["status"] == "active" and card["token"] and not card["blocked_reason"]
+    )
 
 
 def _in_window(
@@ -88,6 +86,74 @@ def _in_window(
     return replace(verdict, earliest=at)
 
 
+def allowed(
+    conn: Connection,
+    c: Container,
+    inv: RowMapping,
+    sub: RowMapping,
+    card: RowMapping,
+    history: Sequence[AttemptRecord],
+    now: datetime,
+) -> bool:
+    """Whether the network limits allow the next attempt of ``inv`` on ``card`` now, given the
+    card's recent ``history``; when they do not, the retry is postponed or stopped."""
+    policy = c.policy.for_plan(sub["plan"], sub["interval"])
+    verdict = check_limits(
+        history,
+        network=card["network"],
+        amount=inv["amount"],
+        now=now,
+        policy=policy,
+        first_decline_at=inv["first_failed_at"],
+    )
+    if verdict.allowed:
+        return True
+    outcomes.postpone_or_stop(conn, inv, _in_window(conn, inv, verdict, policy), now)
+    return False
+
+
+def attempt_values(
+    inv: RowMapping,
+    card: RowMapping,
+    attempt_no: int,
+    *,
+    initiator: Initiator,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The pending ``payment_attempts`` row of attempt ``attempt_no`` of ``inv`` on ``card``."""
+    return {
+        "idempotency_key": idempotency_key(inv["id"], attempt_no),
+        "invoice_id": inv["id"],
+        "attempt_no": attempt_no,
+        "customer_id": inv["customer_id"],
+        "payment_method_id": card["id"],
+        "network": card["network"],
+        "amount": inv["amount"],
+        "currency": inv["currency"],
+        "initiator": str(initiator),
+        "status": str(AttemptStatus.pending),
+        "reason": reason,
+        "created_at": now,
+    }
+
+
+def prepared_charge(values: Mapping[str, Any], token: str) -> PreparedCharge:
+    """The charge to make for an attempt row written with :func:`attempt_values`."""
+    return PreparedCharge(
+        values["idempotency_key"],
+        values["invoice_id"],
+        values["attempt_no"],
+        values["customer_id"],
+        values["payment_method_id"],
+        token,
+        values["amount"],
+        values["currency"],
+        Initiator(values["initiator"]),
+        values["reason"],
+    )
+
+
 def prepare(
     conn: Connection,
     c: Container,
@@ -100,17 +166,8 @@ def prepare(
 ) -> PreparedCharge | None:
     """Check the network limits, then write the pending attempt; ``None`` when not allowed."""
     sub = queries.subscription(conn, inv["subscription_id"])
-    policy = c.policy.for_plan(sub["plan"], sub["interval"])
-    verdict = check_limits(
-        queries.card_attempts(conn, card["id"], now - LIMIT_LOOKBACK),
-        network=card["network"],
-        amount=inv["amount"],
-        now=now,
-        policy=policy,
-        first_decline_at=inv["first_failed_at"],
-    )
-    if not verdict.allowed:
-        outcomes.postpone_or_stop(conn, inv, _in_window(conn, inv, verdict, policy), now)
+    history = queries.card_attempts(conn, card["id"], now - LIMIT_LOOKBACK)
+    if not allowed(conn, c, inv, sub, card, history, now):
         return None
     attempt_no = int(inv["attempt_count"]) + 1
     claimed = conn.execute(
@@ -125,73 +182,14 @@ def prepare(
     ).rowcount
     if claimed != 1:
         return None
-    key = idempotency_key(inv["id"], attempt_no)
-    conn.execute(
-        payment_attempts.insert().values(
-            idempotency_key=key,
-            invoice_id=inv["id"],
-            attempt_no=attempt_no,
-            customer_id=inv["customer_id"],
-            payment_method_id=card["id"],
-            network=card["network"],
-            amount=inv["amount"],
-            currency=inv["currency"],
-            initiator=str(initiator),
-            status=str(AttemptStatus.pending),
-            reason=reason,
-            created_at=now,
-        )
-    )
-    return PreparedCharge(
-        key,
-        inv["id"],
-        attempt_no,
-        inv["customer_id"],
-        card["id"],
-        card["token"],
-        inv["amount"],
-        inv["currency"],
-        initiator,
-        reason,
-    )
+    values = attempt_values(inv, card, attempt_no, initiator=initiator, reason=reason, now=now)
+    conn.execute(payment_attempts.insert().values(**values))
+    return prepared_charge(values, card["token"])
 
 
-def prepare_retry(
-    c: Container, invoice_id: str, attempt_no: int, now: datetime
-) -> PreparedCharge | None:
-    """The scheduled retry ``attempt_no`` of an invoice, if it is still due and allowed."""
-    with transaction(c.engine) as conn:
-        inv = queries.find(conn, invoices, invoice_id)
-        if (
-            inv is None
-            or inv["status"] != "open"
-            or inv["paused"]
-            or inv["attempt_count"] != attempt_no - 1
-            or inv["next_attempt_at"] is None
-            or inv["next_attempt_at"] > now
-            or in_flight(conn, invoice_id)
-        ):
-            return None
-        card = _card_for(conn, inv, c)
-        if card is None:
-            outcomes.stop_retries(
-                conn, inv, "needs_new_card", "No usable card is left to charge.", now
-            )
-            return None
-        return prepare(
-            conn,
-            c,
-            inv,
-            card,
-            initiator=Initiator.merchant,
-            reason=inv["next_attempt_reason"] or "scheduled_retry",
-            now=now,
-        )
-
-
-def execute(c: Container, charge: PreparedCharge, now: datetime) -> ChargeResult | None:
-    """Call the gateway once and apply the answer; ``None`` when the outcome is unknown."""
-    request = ChargeRequest(
+def request_for(charge: PreparedCharge) -> ChargeRequest:
+    """The gateway request of a prepared charge, under its idempotency key."""
+    return ChargeRequest(
         customer_id=charge.customer_id,
         token=charge.token,
         amount=charge.amount,
@@ -200,8 +198,12 @@ def execute(c: Container, charge: PreparedCharge, now: datetime) -> ChargeResult
         initiator=charge.initiator,
         metadata={"invoice": charge.invoice_id, "idempotency_key": charge.key},
     )
+
+
+def execute(c: Container, charge: PreparedCharge, now: datetime) -> ChargeResult | None:
+    """Call the gateway once and apply the answer; ``None`` when the outcome is unknown."""
     try:
-        result = c.gateway.charge(request)
+        result = c.gateway.charge(request_for(charge))
     except GatewayUnavailable as exc:
         log.warning(
             "charge %s for invoice %s: outcome unknown (%s)", charge.key, charge.invoice_id, exc
@@ -213,15 +215,6 @@ def execute(c: Container, charge: PreparedCharge, now: datetime) -> ChargeResult
         outcomes.apply_result(conn, c, charge.key, result, now)
     log.info("charge %s for invoice %s: %s", charge.key, charge.invoice_id, result.status)
     return result
-
-
-def retry_charge(c: Container, invoice_id: str, attempt_no: int, now: datetime) -> str:
-    """Make scheduled retry ``attempt_no``; safe to run twice. Returns what happened."""
-    charge = prepare_retry(c, invoice_id, attempt_no, now)
-    if charge is None:
-        return "skipped"
-    result = execute(c, charge, now)
-    return result.status if result else "unknown"
 
 
 def resolve_attempt(c: Container, key: str, now: datetime) -> str:
