@@ -49,15 +49,25 @@ def claim(c: Container, ids: Sequence[int], now: datetime) -> list[int]:
 
 
 def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[int, str]:
-    """Send each due row of ``ids`` once; returns what happened to each id claimed."""
-    owned = claim(c, ids, now)
-    if not owned:
-        return {}
-    with c.engine.connect() as conn:
-        rows = list(
-            conn.execute(select(notifications).where(notifications.c.id.in_(owned))).mappings()
-        )
-    return {row["id"]: _send_one(c, row, now) for row in rows}
+    """Send each due row of ``ids`` once; returns what happened to each id claimed.
+
+    Each row is claimed just before its own send, with the clock read again: one lease taken
+    for the whole batch could run out while the earlier rows are still being sent, and another
+    sender would then claim and send the later ones a second time.
+    """
+    results: dict[int, str] = {}
+    for notification_id in ids:
+        at = max(now, c.clock.now())
+        if not claim(c, [notification_id], at):
+            continue
+        with c.engine.connect() as conn:
+            row = (
+                conn.execute(select(notifications).where(notifications.c.id == notification_id))
+                .mappings()
+                .one()
+            )
+        results[row["id"]] = _send_one(c, row, at)
+    return results
 
 
 def _send_one(c: Container, row: RowMapping, now: datetime) -> str:
