@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.exc import OperationalError
 
 from dunning.cli.common import (
     EXIT_FAILURE,
@@ -17,7 +18,6 @@ from dunning.cli.common import (
     Exit,
     console,
     container,
-    err_console,
     print_json,
 )
 from dunning.imports import Progress as ProgressCallback
@@ -37,13 +37,16 @@ def register(app: typer.Typer) -> None:
         """Load customers, cards, subscriptions and invoices in dunning; safe to run again.
 
         Exit code 0: every line loaded; 1: some lines refused (listed on stderr as
-        ``line N: field.path: message``); 2: the file cannot be read.
+        ``line N: field.path: message``) or the database failed; 2: the file cannot be read
+        or the schema is not current.
         """
         c = container()
         now = c.clock.now()
         try:
             if not is_current(c.engine):
-                err_console.print("the database schema is not current: run `dunning db upgrade`")
+                sys.stderr.write(
+                    "error: the database schema is not current: run `dunning db upgrade`\n"
+                )
                 raise Exit(EXIT_USAGE)
             started = time.perf_counter()
             with _progress(file, enabled=console.is_terminal and not as_json) as progress:
@@ -51,8 +54,13 @@ def register(app: typer.Typer) -> None:
                                      progress=progress)  # fmt: skip
             elapsed_s = time.perf_counter() - started
         except UnreadableFile as exc:
-            err_console.print(f"[bold red]error[/]: {exc}", highlight=False, markup=True)
+            sys.stderr.write(f"error: {exc}\n")
             raise Exit(EXIT_USAGE) from exc
+        except OperationalError as exc:
+            # Chunks already committed stay loaded; importing the file again is safe.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            sys.stderr.write(f"error: the database failed: {reason}; importing again is safe\n")
+            raise Exit(EXIT_FAILURE) from exc
         finally:
             c.close()
         # Plain writes: messages hold brackets and paths that rich markup would eat.

@@ -440,3 +440,14 @@ def test_rows_written_by_other_code_with_the_same_values_are_unchanged(
     assert report.unchanged == 1
     assert last_update(engine)[:3] == [NOW, NOW, NOW]
     assert row(engine, customers, "cus_1")["billing_emails"] == line["billing_emails"]
+
+
+def test_cli_refuses_a_database_without_the_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'blank.sqlite3'}"
+
+    code = run_cli(monkeypatch, url, str(write(tmp_path, [customer(1)])))
+
+    assert code == 2
+    assert "dunning db upgrade" in capsys.readouterr().err
