@@ -1,9 +1,4 @@
-"""Turn validated lines into table rows (pure: the clock and the database state are passed in).
-
-What already exists decides a few things: a card or subscription id that belongs to another
-customer refuses the line, and a subscription is not moved onto a card the pipeline has removed
-or purged (it keeps its current card).
-"""
+"""Turn validated lines into table rows (pure: the clock and the stored state are passed in)."""
 
 from __future__ import annotations
 
@@ -11,37 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dunning.imports.checks import LineError
 from dunning.imports.lines import CustomerLine, InvoiceLine
+from dunning.imports.state import Existing, default_card, keeps_card
 
 ACTOR = "import"
-
-
-@dataclass(frozen=True)
-class Existing:
-    """The rows of a chunk that are already stored, keyed by id."""
-
-    customers: frozenset[str] = frozenset()
-    cards: dict[str, tuple[str, str]] = field(default_factory=dict)  # (customer, status)
-    subscriptions: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # (cus, card)
-    invoices: dict[str, str] = field(default_factory=dict)  # customer
-    default_cards: dict[str, str] = field(default_factory=dict)  # customer -> its default card
-
-
-def ownership_errors(lineno: int, c: CustomerLine, existing: Existing) -> list[LineError]:
-    """Ids this line names that are stored under another customer."""
-    taken = "already belongs to another customer"
-    errors = []
-    for i, pm in enumerate(c.payment_methods):
-        if pm.id in existing.cards and existing.cards[pm.id][0] != c.id:
-            errors.append(LineError(lineno, f"payment_methods.{i}.id", taken))
-    for i, sub in enumerate(c.subscriptions):
-        if sub.id in existing.subscriptions and existing.subscriptions[sub.id][0] != c.id:
-            errors.append(LineError(lineno, f"subscriptions.{i}.id", taken))
-    for i, inv in enumerate(c.invoices):
-        if inv.id in existing.invoices and existing.invoices[inv.id] != c.id:
-            errors.append(LineError(lineno, f"invoices.{i}.id", taken))
-    return errors
 
 
 @dataclass
@@ -53,15 +21,16 @@ class ChunkRows:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)  # by invoice id
-    # Stored default cards to unset first: another card of the customer becomes the default.
-    old_defaults: list[str] = field(default_factory=list)
-    explicit_status: dict[str, str] = field(default_factory=dict)  # stored sub -> status
     owner: dict[str, str] = field(default_factory=dict)  # card/sub/invoice id -> customer
     invoice_subscription: dict[str, str] = field(default_factory=dict)
 
 
 def build_rows(lines: list[CustomerLine], existing: Existing, now: datetime) -> ChunkRows:
-    """The rows for ``lines``, without ``created_at``/``updated_at`` (the writer adds those)."""
+    """The rows for ``lines``, without ``created_at``/``updated_at`` (the writer adds those).
+
+    ``existing`` only matters where :func:`keeps_card` says so: rows built against an empty
+    state are right for every other chunk, so they can be built before the lookup.
+    """
     out = ChunkRows()
     for c in lines:
         _add_customer(out, c, existing, now)
@@ -82,14 +51,7 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
             "last_payment_at": max(paid, default=None),
         }
     )
-    default = next((pm.id for pm in c.payment_methods if pm.default), None)
-    stored_default = existing.default_cards.get(c.id)
-    if (
-        default is not None
-        and stored_default not in (None, default)
-        and existing.cards.get(default, (c.id, "active"))[1] == "active"
-    ):
-        out.old_defaults.append(stored_default)
+    default = default_card(c)
     for pm in c.payment_methods:
         out.owner[pm.id] = c.id
         out.cards.append(
@@ -106,20 +68,15 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
                 "status": "active",
             }
         )
-    in_dunning = {inv.subscription for inv in c.invoices}
     cards_of: dict[str, str | None] = {}
     for sub in c.subscriptions:
         out.owner[sub.id] = c.id
         card = sub.payment_method or default
         stored = existing.subscriptions.get(sub.id)
-        if stored is not None and card in existing.cards and existing.cards[card][1] != "active":
+        if stored is not None and keeps_card(card, existing):
             card = stored[1]
         cards_of[sub.id] = card
         status = sub.status or "active"
-        # An imported open invoice makes an active subscription past_due; that is done after
-        # the invoice is written, so a re-import does not undo a recovery.
-        if stored is not None and sub.status and not (status == "active" and sub.id in in_dunning):
-            out.explicit_status[sub.id] = status
         out.subscriptions.append(
             {
                 "id": sub.id,

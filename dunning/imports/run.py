@@ -22,7 +22,7 @@ from dunning.errors import PermanentError
 from dunning.gateways.cards import mask_pans
 from dunning.imports.checks import ROOT, LineError, parse_line
 from dunning.imports.lines import CustomerLine
-from dunning.imports.writer import ChunkResult, write_chunk
+from dunning.imports.writer import ChunkResult, Prepared, prepare, write_chunk
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,9 @@ class _Writer:
         self._pending: Future[ChunkResult] | None = None
 
     def submit(self, batch: list[tuple[int, CustomerLine]]) -> None:
+        prepared = prepare(self._engine.dialect, [c for _, c in batch], self._now)
         self.wait()
-        self._pending = self._pool.submit(_write, self._engine, batch, self._now)
+        self._pending = self._pool.submit(_write, self._engine, batch, self._now, prepared)
 
     def wait(self) -> None:
         if self._pending is not None:
@@ -189,11 +190,16 @@ def _run(
     report.refused.sort(key=lambda error: error.line)
 
 
-def _write(engine: Engine, batch: list[tuple[int, CustomerLine]], now: datetime) -> ChunkResult:
+def _write(
+    engine: Engine,
+    batch: list[tuple[int, CustomerLine]],
+    now: datetime,
+    prepared: Prepared | None = None,
+) -> ChunkResult:
     """Write a chunk; if the database refuses it, write line by line to find the culprits."""
     try:
         with engine.begin() as conn:
-            return write_chunk(conn, batch, now)
+            return write_chunk(conn, batch, now, prepared)
     except (IntegrityError, DataError) as exc:
         if len(batch) == 1:
             lineno = batch[0][0]

@@ -34,15 +34,16 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import JSON
 
 from dunning.store.types import UtcDateTime
 
 
-def _is_pg(conn: Connection) -> bool:
-    if conn.dialect.name not in ("postgresql", "sqlite"):
-        raise NotImplementedError(f"import supports SQLite and PostgreSQL, not {conn.dialect.name}")
-    return conn.dialect.name == "postgresql"
+def _is_pg(dialect: Dialect) -> bool:
+    if dialect.name not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"import supports SQLite and PostgreSQL, not {dialect.name}")
+    return dialect.name == "postgresql"
 
 
 def _iso(value: datetime) -> str:
@@ -51,18 +52,20 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
-def _as_json_values(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as one JSON array, with each value in the form the column stores it."""
+def encode_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as one JSON array, each value in the form the column stores it on ``dialect``.
+
+    This is the chunk's parameter; it needs no database, so it can be built while the
+    previous chunk is being written.
+    """
     # SQLite has no datetime or JSON type: its values are the text SQLAlchemy would bind.
-    pg = _is_pg(conn)
+    pg = _is_pg(dialect)
     stamps: dict[str, Any] = {}
     documents: list[str] = []
     for name in rows[0]:
         type_ = table.c[name].type
         if isinstance(type_, UtcDateTime):
-            stamps[name] = (
-                _iso if pg else type_.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-            )
+            stamps[name] = _iso if pg else type_.dialect_impl(dialect).bind_processor(dialect)
         elif isinstance(type_, JSON) and not pg:
             documents.append(name)
     out = []
@@ -80,7 +83,7 @@ def _as_json_values(conn: Connection, table: Table, rows: Sequence[dict[str, Any
 def id_in(conn: Connection, column: ColumnElement[Any], ids: Sequence[str]) -> ColumnElement[bool]:
     """``column IN ids``, with the ids sent as one JSON parameter."""
     payload = bindparam(None, json.dumps(list(ids)), type_=Text)
-    if _is_pg(conn):
+    if _is_pg(conn.dialect):
         # ``= ANY(ARRAY(…))`` rather than ``IN (SELECT …)``: the planner then probes the index
         # even before the tables have statistics (the first chunks of a big import).
         ids_json = select(func.json_array_elements_text(cast(payload, postgresql.JSON)))
@@ -89,7 +92,11 @@ def id_in(conn: Connection, column: ColumnElement[Any], ids: Sequence[str]) -> C
 
 
 def _insert(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], same: dict[str, Any]
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    same: dict[str, Any],
+    payload: str | None,
 ) -> Any:
     """``INSERT … SELECT`` from one JSON parameter; ``same`` holds values common to all rows.
 
@@ -97,17 +104,19 @@ def _insert(
     parsing) than the insert costs the database.
     """
     names = list(rows[0])
-    payload = bindparam(None, _as_json_values(conn, table, rows), type_=Text)
+    if payload is None:
+        payload = encode_rows(conn.dialect, table, rows)
+    param = bindparam(None, payload, type_=Text)
     common = [bindparam(None, v, type_=table.c[k].type).label(k) for k, v in same.items()]
-    if _is_pg(conn):
+    if _is_pg(conn.dialect):
         source = (
-            func.json_to_recordset(cast(payload, postgresql.JSON))
+            func.json_to_recordset(cast(param, postgresql.JSON))
             .table_valued(*[column(name, table.c[name].type) for name in names])
             .render_derived(name="imported", with_types=True)
         )
         values = select(*[source.c[name] for name in names], *common)
         return postgresql.insert(table).from_select([*names, *same], values)
-    each = func.json_each(payload).table_valued("value", name="imported")
+    each = func.json_each(param).table_valued("value", name="imported")
     extracted = [func.json_extract(each.c.value, f"$.{name}").label(name) for name in names]
     # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT: "ON" would read as a join.
     values = select(*extracted, *common).where(true())
@@ -130,6 +139,7 @@ def upsert(
     forward_only: Iterable[str] = (),
     same: Iterable[str] = (),
     guard: ColumnElement[bool] | None = None,
+    payload: str | None = None,
 ) -> set[str]:
     """Insert ``rows`` (all with the same keys) or update those that differ; return ids written.
 
@@ -137,10 +147,11 @@ def upsert(
     advances, such as ``last_payment_at``) only move later, never back. An existing row is
     updated only when its ``same`` columns equal the imported ones and ``guard`` holds.
     ``created_at`` and ``updated_at`` are ``now``; ``updated_at`` moves only on a real change.
+    ``payload`` is :func:`encode_rows` of ``rows`` when already made.
     """
     if not rows:
         return set()
-    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now})
+    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now}, payload)
     new = stmt.excluded
     set_: dict[str, Any] = {}
     differs: list[ColumnElement[bool]] = []
@@ -166,7 +177,12 @@ def upsert(
 
 
 def insert_new(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, now: datetime
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    now: datetime,
+    payload: str | None = None,
 ) -> set[str]:
     """Insert the rows whose id is new, stamped ``now``; leave existing ones alone.
 
@@ -174,7 +190,7 @@ def insert_new(
     """
     if not rows:
         return set()
-    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now})
+    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now}, payload)
     stmt = stmt.on_conflict_do_nothing(index_elements=[table.c.id])
     return set(conn.execute(stmt.returning(table.c.id)).scalars())
 
@@ -182,5 +198,5 @@ def insert_new(
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Plain multi-row insert (tables without a natural key, such as the audit log)."""
     if rows:
-        stmt = _insert(conn, table, rows, {})
+        stmt = _insert(conn, table, rows, {}, None)
         conn.execute(stmt)

@@ -1,5 +1,9 @@
 """Write one chunk of validated lines in one transaction, with multi-row upserts.
 
+:func:`prepare` builds a chunk's rows and parameters without the database (on the reading
+thread, while the previous chunk is written); :func:`write_chunk` looks up what is stored and
+uses them, or rebuilds them in the rare case the stored state changes a row.
+
 Order matters: customers, then the default-card flip (the old default is cleared before the
 new one is set, because a partial unique index allows one default per customer), cards,
 subscriptions, invoices (inserted once: after that the pipeline owns them), their audit rows,
@@ -14,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, literal, null, select, union_all, update
+from sqlalchemy.engine import Dialect
 
 from dunning.imports.checks import LineError
 from dunning.imports.lines import CustomerLine
-from dunning.imports.rows import Existing, build_rows, ownership_errors
-from dunning.imports.upsert import id_in, insert_new, insert_rows, upsert
+from dunning.imports.rows import ChunkRows, build_rows
+from dunning.imports.state import Existing, needs_state, ownership_errors, state_changes
+from dunning.imports.upsert import encode_rows, id_in, insert_new, insert_rows, upsert
 from dunning.model import SubscriptionStatus, allowed_sources
 from dunning.store.tables import audit_log, customers, invoices, payment_methods, subscriptions
 
@@ -43,6 +49,22 @@ class ChunkResult:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.refused += other.refused
+
+
+@dataclass
+class Prepared:
+    """A chunk's rows and their JSON parameters (by table name), built before the lookup."""
+
+    rows: ChunkRows
+    payloads: dict[str, str]
+
+
+def prepare(dialect: Dialect, lines: Sequence[CustomerLine], now: datetime) -> Prepared:
+    """Rows and parameters for ``lines`` as if nothing were stored (what is nearly always so)."""
+    rows = build_rows(list(lines), Existing(), now)
+    tables = ((customers, rows.customers), (payment_methods, rows.cards),
+              (subscriptions, rows.subscriptions), (invoices, rows.invoices))  # fmt: skip
+    return Prepared(rows, {t.name: encode_rows(dialect, t, r) for t, r in tables if r})
 
 
 def lookup(conn: Connection, lines: Sequence[CustomerLine]) -> Existing:
@@ -99,9 +121,15 @@ def lookup(conn: Connection, lines: Sequence[CustomerLine]) -> Existing:
 
 
 def write_chunk(
-    conn: Connection, batch: Sequence[tuple[int, CustomerLine]], now: datetime
+    conn: Connection,
+    batch: Sequence[tuple[int, CustomerLine]],
+    now: datetime,
+    prepared: Prepared | None = None,
 ) -> ChunkResult:
-    """Load ``(line number, customer)`` pairs; the caller owns the transaction."""
+    """Load ``(line number, customer)`` pairs; the caller owns the transaction.
+
+    ``prepared`` is :func:`prepare` of the same lines, used when the stored state allows.
+    """
     result = ChunkResult()
     existing = lookup(conn, [c for _, c in batch])
     good: list[tuple[int, CustomerLine]] = []
@@ -111,7 +139,12 @@ def write_chunk(
             result.refused.extend(errors)
         else:
             good.append((lineno, c))
-    rows = build_rows([c for _, c in good], existing, now)
+    lines = [c for _, c in good]
+    if prepared is not None and not result.refused and not needs_state(lines, existing):
+        rows, payloads = prepared.rows, prepared.payloads
+    else:
+        rows, payloads = build_rows(lines, existing, now), {}
+    changes = state_changes(lines, existing)
     touched = upsert(
         conn,
         customers,
@@ -119,8 +152,9 @@ def write_chunk(
         now=now,
         update=CUSTOMER_COLUMNS,
         forward_only=("last_payment_at",),
+        payload=payloads.get(customers.name),
     )
-    card_changed = _clear_old_defaults(conn, rows.old_defaults, now)
+    card_changed = _clear_old_defaults(conn, changes.old_defaults, now)
     written = upsert(
         conn,
         payment_methods,
@@ -129,6 +163,7 @@ def write_chunk(
         update=CARD_COLUMNS,
         same=("customer_id",),
         guard=payment_methods.c.status == "active",
+        payload=payloads.get(payment_methods.name),
     )
     card_changed |= {rows.owner[key] for key in written}
     _bump_card_generation(conn, sorted(card_changed & existing.customers), now)
@@ -141,10 +176,13 @@ def write_chunk(
         update=SUBSCRIPTION_COLUMNS,
         forward_only=("current_period_end", "last_payment_at"),
         same=("customer_id",),
+        payload=payloads.get(subscriptions.name),
     )
     touched |= {rows.owner[key] for key in written}
-    touched |= _apply_statuses(conn, rows.explicit_status, now)
-    new_invoices = insert_new(conn, invoices, rows.invoices, now=now)
+    touched |= _apply_statuses(conn, changes.explicit_status, now)
+    new_invoices = insert_new(
+        conn, invoices, rows.invoices, now=now, payload=payloads.get(invoices.name)
+    )
     if new_invoices:
         insert_rows(conn, audit_log, [rows.audit[key] for key in sorted(new_invoices)])
         touched |= {rows.owner[key] for key in new_invoices}

@@ -451,3 +451,31 @@ def test_cli_refuses_a_database_without_the_schema(
 
     assert code == 2
     assert "dunning db upgrade" in capsys.readouterr().err
+
+
+def test_an_old_file_does_not_undo_a_card_the_customer_replaced(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = write(tmp_path, [customer(1)])
+    import_file(engine, path, now=NOW)
+    with engine.begin() as conn:  # the customer replaced pm_1a on the update page
+        conn.execute(
+            update(payment_methods)
+            .where(payment_methods.c.id == "pm_1a")
+            .values(status="removed", is_default=False)
+        )
+        conn.execute(
+            payment_methods.insert().values(
+                id="pm_new", customer_id="cus_1", gateway="sandbox", token="sbx_ok_new",
+                network="visa", last4="1881", exp_month=1, exp_year=2031, is_default=True,
+                created_at=NOW, updated_at=NOW,
+            )
+        )  # fmt: skip
+        conn.execute(update(subscriptions).values(payment_method_id="pm_new"))
+
+    report = import_file(engine, path, now=LATER)
+
+    assert report.unchanged == 1
+    assert row(engine, subscriptions, "sub_1")["payment_method_id"] == "pm_new"
+    assert row(engine, payment_methods, "pm_new")["is_default"] is True
+    assert row(engine, payment_methods, "pm_1a")["status"] == "removed"
