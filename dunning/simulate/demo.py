@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -36,6 +38,19 @@ def _days(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} days"
 
 
+@contextmanager
+def _quiet_pipeline() -> Iterator[None]:
+    """The book scripts gateway timeouts on purpose; the pipeline's warnings about them would
+    only break up the progress bar. Errors still show."""
+    logger = logging.getLogger("dunning")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def simulate_book(
     *, customers: int, days: int, seed: int, console: Console | None = None
 ) -> Figures:
@@ -50,7 +65,10 @@ def simulate_book(
         transient=True,
     ) as bar:
         task = bar.add_task(f"{customers} customers, {days} days", total=None)
-        lines = runner.run(scenario, progress=lambda i, n: bar.update(task, completed=i, total=n))
+        with _quiet_pipeline():
+            lines = runner.run(
+                scenario, progress=lambda i, n: bar.update(task, completed=i, total=n)
+            )
     return compute(scenario, lines, RATES)
 
 

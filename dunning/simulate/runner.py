@@ -33,6 +33,7 @@ from dunning.services import cards, lifecycle
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.simulate import journal
 from dunning.simulate.book import load_book
+from dunning.simulate.due import anything_due
 from dunning.simulate.held import HeldDispatcher
 from dunning.simulate.scenario import Scenario
 from dunning.store.engine import make_engine
@@ -73,6 +74,10 @@ class Simulation:
 
     def run_producers(self, *, daily: bool) -> None:
         now = self.clock.now()
+        timing = self.container.settings.timing
+        unknown_after = timedelta(seconds=timing.unknown_after_s)
+        if not daily and not anything_due(self.container.engine, now, unknown_after=unknown_after):
+            return  # every scan would find nothing: most simulated hours are like this
         for name in ORDER:
             if name in DAILY and not daily:
                 continue

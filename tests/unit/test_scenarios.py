@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dunning.cli.main import main
+from dunning.simulate.due import anything_due
 from dunning.simulate.runner import apply_event, run, simulation
 from dunning.simulate.scenario import Scenario, load_scenario
 from dunning.store import queries
@@ -308,3 +309,17 @@ def test_card_update_without_open_invoice_attaches_the_card_and_charges_nothing(
             sub = queries.subscription(conn, "sub_1")
         assert sub["payment_method_id"] == "cus_1_card1"
         assert sim.gateway.ledger.entries() == []
+
+
+def test_hours_without_due_work_are_skipped_only_when_no_scan_would_find_any() -> None:
+    scenario = load_scenario(SOFT)
+    after = timedelta(seconds=120)
+    with simulation(scenario) as sim:
+        engine = sim.container.engine
+        assert not anything_due(engine, scenario.start, unknown_after=after)
+        event = scenario.events[0]
+        sim.clock.set(event.at)
+        apply_event(sim, event)  # the failure email waits for the end of quiet hours
+        sim.drain()
+        assert not anything_due(engine, _at("2026-01-01T06:59:00Z"), unknown_after=after)
+        assert anything_due(engine, _at("2026-01-01T07:00:00Z"), unknown_after=after)
