@@ -342,10 +342,14 @@ def settle_paid_many(
     queue_invoice_emails(
         conn, c, "payment_recovered", [i["id"] for i in recovered], now, paid_at=now
     )
-    for inv in recovered:
-        outbound.invoice_event(
-            conn, "invoice.recovered", inv, now, status="paid", source=sources[inv["id"]]
-        )
+    outbound.invoice_events(
+        conn,
+        "invoice.recovered",
+        recovered,
+        now,
+        per_invoice={inv["id"]: {"source": sources[inv["id"]]} for inv in recovered},
+        status="paid",
+    )
     return changed
 
 
@@ -411,8 +415,7 @@ def set_subscriptions_status(
             for sub in moved
         ],
     )
-    for sub in moved:
-        outbound.subscription_status_changed(conn, sub, target.value, now)
+    outbound.subscriptions_status_changed(conn, moved, target.value, now)
     return changed
 
 
