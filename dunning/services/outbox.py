@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import RowMapping, or_, select, update
+from sqlalchemy import Connection, RowMapping, or_, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from dunning.bootstrap import Container
 from dunning.errors import MailPermanent, MailTransient, PermanentError
@@ -30,22 +32,42 @@ def _backoff(c: Container, attempts: int) -> timedelta:
     )
 
 
+def _due(ids: Sequence[int], now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        notifications.c.id.in_(list(ids)),
+        notifications.c.status == "pending",
+        notifications.c.not_before <= now,
+        or_(notifications.c.claimed_until.is_(None), notifications.c.claimed_until <= now),
+    ]
+
+
 def claim(c: Container, ids: Sequence[int], now: datetime) -> list[int]:
     """Lease the due, unsent rows among ``ids``; return those this caller now owns."""
     lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
     with c.engine.begin() as conn:
         stmt = (
             update(notifications)
-            .where(
-                notifications.c.id.in_(list(ids)),
-                notifications.c.status == "pending",
-                notifications.c.not_before <= now,
-                or_(notifications.c.claimed_until.is_(None), notifications.c.claimed_until <= now),
-            )
+            .where(*_due(ids, now))
             .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
             .returning(notifications.c.id)
         )
         return [int(i) for i in conn.execute(stmt).scalars()]
+
+
+def _claim_row(conn: Connection, c: Container, notification_id: int, now: datetime) -> Any:
+    """Lease one due, unsent row and return it as leased (``None`` when not ours to send)."""
+    lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+    with conn.begin():
+        return (
+            conn.execute(
+                update(notifications)
+                .where(*_due([notification_id], now))
+                .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
+                .returning(*notifications.c)
+            )
+            .mappings()
+            .first()
+        )
 
 
 def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[int, str]:
@@ -53,24 +75,20 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
 
     Each row is claimed just before its own send, with the clock read again: one lease taken
     for the whole batch could run out while the earlier rows are still being sent, and another
-    sender would then claim and send the later ones a second time.
+    sender would then claim and send the later ones a second time. The batch keeps one database
+    connection, so a send costs its claim and its mark, not a connection check-out for each.
     """
     results: dict[int, str] = {}
-    for notification_id in ids:
-        at = max(now, c.clock.now())
-        if not claim(c, [notification_id], at):
-            continue
-        with c.engine.connect() as conn:
-            row = (
-                conn.execute(select(notifications).where(notifications.c.id == notification_id))
-                .mappings()
-                .one()
-            )
-        results[row["id"]] = _send_one(c, row, at)
+    with c.engine.connect() as conn:
+        for notification_id in ids:
+            at = max(now, c.clock.now())
+            row = _claim_row(conn, c, notification_id, at)
+            if row is not None:
+                results[row["id"]] = _send_one(c, conn, row, at)
     return results
 
 
-def _send_one(c: Container, row: RowMapping, now: datetime) -> str:
+def _send_one(c: Container, conn: Connection, row: RowMapping, now: datetime) -> str:
     brand = c.settings.brand
     try:
         rendered = render_email(
@@ -98,14 +116,14 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> str:
             retry_at.isoformat(),
             exc,
         )
-        _update(c, row["id"], claimed_until=retry_at, last_error=str(exc)[:500])
+        _update(conn, row["id"], claimed_until=retry_at, last_error=str(exc)[:500])
         return "deferred"
     except (MailPermanent, PermanentError) as exc:
         log.error("email %s (%s) refused for good: %s", row["dedup_key"], row["kind"], exc)
-        _update(c, row["id"], status="failed", claimed_until=None, last_error=str(exc)[:500])
+        _update(conn, row["id"], status="failed", claimed_until=None, last_error=str(exc)[:500])
         return "failed"
     # Marked at once: the window in which a crash resends this message stays one message wide.
-    with c.engine.begin() as conn:
+    with conn.begin():
         conn.execute(
             update(notifications)
             .where(notifications.c.id == row["id"])
@@ -138,8 +156,8 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> str:
     return "sent"
 
 
-def _update(c: Container, notification_id: int, **values: object) -> None:
-    with c.engine.begin() as conn:
+def _update(conn: Connection, notification_id: int, **values: object) -> None:
+    with conn.begin():
         conn.execute(
             update(notifications).where(notifications.c.id == notification_id).values(**values)
         )
