@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -33,7 +33,7 @@ import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, func, insert, select, text, update
 
-from config.settings import load_settings
+from config.settings import Settings, load_settings
 from dunning.bootstrap import Container, bootstrap
 from dunning.gateways.base import Decline
 from dunning.gateways.ledger import LedgerEntry, SqlLedger
@@ -48,10 +48,11 @@ from workers.dispatch import ActorDispatcher
 T = TypeVar("T")
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-# Redis database numbers these modules may use; each module claims one for its run (a key in
-# REDIS_CLAIM_DB), so two test runs on one machine do not flush each other's queues.
-REDIS_DB_POOL = range(10, 15)
-REDIS_CLAIM_DB = 15
+# Redis database numbers these modules may use (the benchmarks use 14, their test 15); each
+# module claims one for its run with a key in REDIS_CLAIM_DB, so two test runs on one machine
+# do not flush each other's queues or share a scheduler lock.
+REDIS_DB_POOL = range(10, 14)
+REDIS_CLAIM_DB = 0
 REDIS_CLAIM_KEY = "dunning:tests:integration:db:{}"
 REDIS_CLAIM_WAIT_S = 120.0
 STOP_TIMEOUT_S = 10.0
@@ -158,14 +159,11 @@ def rdb(redis_db: int) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def pg_engine(module_pg_url: str) -> Iterator[Engine]:
-    """The module's database, emptied before each test; the sandbox ledger is empty too."""
+    """The module's database, emptied before each test (the sandbox ledger too)."""
     engine = make_engine(module_pg_url)
     names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    # Created here, before any worker starts: two worker processes creating it at their first
-    # charge could race on CREATE TABLE.
-    SqlLedger(engine)
     try:
         yield engine
     finally:
@@ -324,7 +322,7 @@ class Pipeline:
     daemons: Daemons
     mail: MailSink
     redis: redis.Redis
-    _seq: list[int] = field(default_factory=lambda: [0])
+    seeded: int = 0  # numbers the seeded customers, invoices and cards
 
     @property
     def engine(self) -> Engine:
@@ -353,8 +351,7 @@ class Pipeline:
         """
         now = datetime.now(UTC)
         zone = noon_zone(now)
-        base = self._seq[0]
-        self._seq[0] += n
+        base, self.seeded = self.seeded, self.seeded + n
         keys = [f"{prefix}{base + i:05d}" for i in range(n)]
         with self.engine.begin() as conn:
             conn.execute(
@@ -462,7 +459,7 @@ class Pipeline:
             c.close()
 
 
-def settings_from_env(env: dict[str, str]) -> Any:
+def settings_from_env(env: dict[str, str]) -> Settings:
     """The settings the daemons read from ``env``, loaded in the test process."""
     old = {k: os.environ.get(k) for k in env if k.startswith("DUNNING_")}
     try:
