@@ -210,8 +210,9 @@ def test_a_worker_killed_mid_charge_leaves_every_invoice_paid_exactly_once(
     assert orphaned, "the killed worker held unacknowledged messages"
 
     pipeline.start_worker("worker-2")
-    # dramatiq requeues a dead worker's messages during "maintenance", which a client runs on
-    # a small share of its commands; this client runs it on every one, as a busy broker would.
+    # dramatiq requeues a dead worker's messages only during "maintenance", which each client
+    # runs on a random 0.1% of its commands (minutes apart on a quiet broker); this client
+    # runs it on every command, so the redelivery is seen as soon as the heartbeat is stale.
     probe = RedisBroker(  # type: ignore[no-untyped-call]
         url=pipeline.env["DUNNING_BROKER_URL"],
         heartbeat_timeout=5000,
