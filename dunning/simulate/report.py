@@ -92,7 +92,7 @@ def recovery_chart(cumulative: Sequence[float]) -> str:
     parts.append(f'<polygon points="{area}" fill="{GREEN}" fill-opacity="0.15"/>')
     parts.append(f'<polyline points="{points}" fill="none" stroke="{GREEN}" stroke-width="2"/>')
     parts.append(
-        f'<text x="{PAD_L + plot_w / 2:.0f}" y="{HEIGHT - 1}" text-anchor="middle">'
+        f'<text x="{PAD_L + plot_w / 2:.0f}" y="{HEIGHT - 6}" text-anchor="middle">'
         "day of the simulation</text>"
         f'<text x="12" y="{PAD_T + plot_h / 2:.0f}" text-anchor="middle" '
         f'transform="rotate(-90 12 {PAD_T + plot_h / 2:.0f})">EUR recovered</text></svg>'
