@@ -17,10 +17,8 @@ COPY workers ./workers
 COPY schedules ./schedules
 COPY templates ./templates
 
-# The email templates live beside the packages, not inside one (dunning/mail/render.py looks
-# for <site-packages>/templates/email), so they are copied there after the install.
+# The email templates install as package data beside the packages (templates/email).
 RUN pip install . \
-    && cp -r templates "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/templates" \
     && useradd --system --uid 10001 --no-create-home --home-dir /app dunning \
     && mkdir -p /app/var \
     && chown dunning /app/var

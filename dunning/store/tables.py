@@ -122,6 +122,12 @@ subscriptions = Table(
     CheckConstraint("status IN ('active', 'past_due', 'suspended', 'cancelled')", name="status"),
 )
 Index("ix_subscriptions_customer_id", subscriptions.c.customer_id)
+Index(
+    "ix_subscriptions_in_dunning",
+    subscriptions.c.status,
+    sqlite_where=text("status IN ('past_due', 'suspended')"),
+    postgresql_where=text("status IN ('past_due', 'suspended')"),
+)
 Index("ix_subscriptions_payment_method_id", subscriptions.c.payment_method_id)
 
 invoices = Table(
@@ -166,6 +172,18 @@ Index(
     invoices.c.next_step_at,
     sqlite_where=text("status = 'open' AND next_step_at IS NOT NULL"),
     postgresql_where=text("status = 'open' AND next_step_at IS NOT NULL"),
+)
+Index(
+    "ix_invoices_open_created",
+    invoices.c.created_at,
+    sqlite_where=text("status = 'open'"),
+    postgresql_where=text("status = 'open'"),
+)
+Index(
+    "ix_invoices_recovered_paid_at",
+    invoices.c.paid_at,
+    sqlite_where=text("first_failed_at IS NOT NULL"),
+    postgresql_where=text("first_failed_at IS NOT NULL"),
 )
 Index("ix_invoices_subscription_id", invoices.c.subscription_id)
 Index("ix_invoices_customer_id", invoices.c.customer_id)
