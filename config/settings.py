@@ -92,6 +92,17 @@ class TimingSettings(BaseModel):
     leader_poll_s: float = Field(default=5.0, gt=0)
     gateway_timeout_s: float = Field(default=30.0, gt=0)
     scan_batch: int = Field(default=2000, ge=1)
+
+    @model_validator(mode="after")
+    def _lookup_after_the_call_ended(self) -> TimingSettings:
+        # A charge still in flight must never be looked up: the look-up would find nothing,
+        # call it not charged, and the next attempt would charge a second time.
+        if self.unknown_after_s <= self.gateway_timeout_s:
+            raise ValueError(
+                "unknown_after_s must be longer than gateway_timeout_s "
+                "(set DUNNING_TIMING__UNKNOWN_AFTER_S above DUNNING_TIMING__GATEWAY_TIMEOUT_S)"
+            )
+        return self
     # A dead worker's unacknowledged messages return after its heartbeat is this old.
     broker_heartbeat_timeout_s: float = Field(default=60.0, gt=0)
     mail_retry_base_s: float = Field(default=60.0, gt=0)

@@ -62,3 +62,12 @@ def test_secrets_do_not_print() -> None:
     s = load_settings(link_secret="super-secret-value")
     assert "super-secret-value" not in repr(s)
     assert "super-secret-value" not in s.model_dump_json()
+
+
+def test_unknown_outcomes_are_looked_up_only_after_a_call_could_have_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DUNNING_TIMING__GATEWAY_TIMEOUT_S", "30")
+    monkeypatch.setenv("DUNNING_TIMING__UNKNOWN_AFTER_S", "10")
+    with pytest.raises(ConfigError, match="unknown_after_s"):
+        load_settings()
