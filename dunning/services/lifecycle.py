@@ -12,7 +12,7 @@ from dunning.model import SubscriptionStatus
 from dunning.services import notify, outcomes
 from dunning.services.audit import record
 from dunning.store import queries
-from dunning.store.tables import invoices, payment_methods
+from dunning.store.tables import invoices, payment_methods, subscriptions
 from dunning.store.uow import transaction
 
 
@@ -63,6 +63,15 @@ def cancel_subscription(
                 **{"from": "open", "to": "void"},
             )
             notify.cancel_pending(conn, invoice_id=invoice_id)
+        still_active = conn.execute(
+            select(subscriptions.c.id).where(
+                subscriptions.c.customer_id == sub["customer_id"],
+                subscriptions.c.status != "cancelled",
+            )
+        ).first()
+        if still_active is None:
+            # Nothing will be charged any more: a held expiry reminder would only confuse.
+            notify.cancel_pending(conn, customer_id=sub["customer_id"], kinds=["card_expiring"])
     return changed
 
 

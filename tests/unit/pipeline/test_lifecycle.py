@@ -163,3 +163,35 @@ def test_recent_payment_keeps_the_token(pipeline: Pipeline) -> None:
     with pipeline.c.engine.begin() as conn:
         conn.execute(customers.update().values(last_payment_at=later - timedelta(days=3)))
     assert token_purge(pipeline.c, later) == 0
+
+
+def test_cancellation_drops_a_held_expiry_reminder(pipeline: Pipeline) -> None:
+    pipeline.add_customer(timezone="America/Los_Angeles")
+    with pipeline.c.engine.begin() as conn:
+        conn.execute(payment_methods.update().values(exp_month=4, exp_year=2026))
+        conn.execute(
+            subscriptions.update().values(
+                current_period_end=pipeline.clock.now() + timedelta(days=60)
+            )
+        )
+    for _ in range(90):
+        now = pipeline.advance(timedelta(hours=12))
+        if expiring_cards(pipeline.c, now):
+            break
+    with pipeline.c.engine.connect() as conn:
+        held = (
+            conn.execute(
+                select(notifications.c.status).where(notifications.c.kind == "card_expiring")
+            )
+            .scalars()
+            .all()
+        )
+    assert "pending" in held
+    lifecycle.cancel_subscription(pipeline.c, "sub_cus_1", pipeline.clock.now())
+    with pipeline.c.engine.connect() as conn:
+        statuses = set(
+            conn.execute(
+                select(notifications.c.status).where(notifications.c.kind == "card_expiring")
+            ).scalars()
+        )
+    assert "pending" not in statuses
