@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 
 import dramatiq
@@ -32,6 +33,15 @@ def run_embedded(c: Container, *, host: str, port: int, threads: int) -> None:
     )
     scheduler.start()
     server = uvicorn.Server(uvicorn.Config(create_app(c), host=host, port=port, log_config=None))
+
+    def _stop(_signum: int, _frame: object) -> None:
+        stop.set()
+        server.should_exit = True
+
+    # uvicorn re-raises the signal it caught once it has shut down; with these handlers in
+    # place that re-raise stops the rest too instead of killing the process mid-cleanup.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     log.info(
         "dunning is running on http://%s:%d (database %s, outbox %s)",
         host,
