@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -13,6 +14,13 @@ from dunning.gateways.cards import mask_pans
 
 # Attributes a LogRecord always has; anything else was passed in ``extra`` and is kept.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+# What the current thread is working on (set by the worker middleware: actor, message id);
+# every JSON log line carries it.
+context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "dunning_log_context", default=None
+)
 
 
 class MaskCardNumbers(logging.Filter):
@@ -34,6 +42,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        out.update(context.get() or {})
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value

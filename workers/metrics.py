@@ -17,6 +17,8 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 from prometheus_client import Counter
 
+from dunning import logs
+
 ITEMS = Counter(
     "dunning_items_total",
     "Items handled by the pipeline's actors, by actor and outcome",
@@ -43,6 +45,11 @@ def last_tally() -> Any:
 
 
 class PipelineMetrics(Middleware):
+    """Counts what actors report; also names the actor and message in every log line."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        logs.context.set({"actor": message.actor_name, "message_id": message.message_id})
+
     def after_process_message(
         self,
         broker: dramatiq.Broker,
@@ -52,6 +59,7 @@ class PipelineMetrics(Middleware):
         exception: BaseException | None = None,
     ) -> None:
         actor = message.actor_name
+        logs.context.set(None)
         if exception is not None:
             MESSAGES.labels(actor, "error").inc()
             return

@@ -35,6 +35,15 @@ log = logging.getLogger(__name__)
 LIMIT_LOOKBACK = timedelta(days=31)
 
 
+def log_fields(charge: PreparedCharge) -> dict[str, str]:
+    """The ids a log line about a charge carries as JSON fields."""
+    return {
+        "invoice": charge.invoice_id,
+        "customer": charge.customer_id,
+        "idempotency_key": charge.key,
+    }
+
+
 def idempotency_key(invoice_id: str, attempt_no: int) -> str:
     return f"inv_{invoice_id}_att_{attempt_no}"
 
@@ -206,14 +215,24 @@ def execute(c: Container, charge: PreparedCharge, now: datetime) -> ChargeResult
         result = c.gateway.charge(request_for(charge))
     except GatewayUnavailable as exc:
         log.warning(
-            "charge %s for invoice %s: outcome unknown (%s)", charge.key, charge.invoice_id, exc
+            "charge %s for invoice %s: outcome unknown (%s)",
+            charge.key,
+            charge.invoice_id,
+            exc,
+            extra=log_fields(charge),
         )
         with transaction(c.engine) as conn:
             outcomes.mark_unknown(conn, charge.key, str(exc), now)
         return None
     with transaction(c.engine) as conn:
         outcomes.apply_result(conn, c, charge.key, result, now)
-    log.info("charge %s for invoice %s: %s", charge.key, charge.invoice_id, result.status)
+    log.info(
+        "charge %s for invoice %s: %s",
+        charge.key,
+        charge.invoice_id,
+        result.status,
+        extra=log_fields(charge),
+    )
     return result
 
 

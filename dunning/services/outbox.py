@@ -152,7 +152,17 @@ def _send_one(c: Container, conn: Connection, row: RowMapping, now: datetime) ->
         )
     if result.refused:
         log.warning("email %s: recipients refused %s", row["dedup_key"], sorted(result.refused))
-    log.info("email %s (%s) sent to customer %s", row["dedup_key"], row["kind"], row["customer_id"])
+    log.info(
+        "email %s (%s) sent to customer %s",
+        row["dedup_key"],
+        row["kind"],
+        row["customer_id"],
+        extra={
+            "invoice": row["invoice_id"],
+            "customer": row["customer_id"],
+            "dedup_key": row["dedup_key"],
+        },
+    )
     return "sent"
 
 
