@@ -85,6 +85,15 @@ def _token(value: str) -> str:
     return value
 
 
+def _free_text(value: str) -> str:
+    # A card number typed into a name is refused like one in the token column, unechoed.
+    if PAN_CANDIDATE.search(value) and mask_pans(value) != value:
+        raise PydanticCustomError(
+            "card_number", "looks like a card number; card numbers are never stored"
+        )
+    return value
+
+
 # Normalised to UTC with the standard library's tzinfo: cheaper to compare and format later.
 Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
@@ -94,6 +103,7 @@ Amount = Annotated[int, Field(ge=0, le=2**63 - 1)]
 LocaleTag = Annotated[str, Field(min_length=2, max_length=16), AfterValidator(_locale)]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_timezone)]
 Token = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_token)]
+Name = Annotated[str, Field(max_length=200), AfterValidator(_free_text)]
 SubscriptionStatusName = Literal["active", "past_due", "suspended", "cancelled"]
 
 
@@ -118,7 +128,7 @@ class SubscriptionLine(_Line):
     """A subscription; ``status`` omitted means active for a new one and unchanged otherwise."""
 
     id: Id
-    plan: Annotated[str, Field(min_length=1, max_length=64)]
+    plan: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_free_text)]
     amount: Amount
     currency: Currency
     interval: Literal["month", "year"] = "month"
@@ -154,7 +164,7 @@ class CustomerLine(_Line):
 
     id: Id
     email: Email
-    name: Annotated[str, Field(max_length=200)] = ""
+    name: Name = ""
     locale: LocaleTag = "en"
     timezone: TimeZone = "UTC"
     billing_emails: Annotated[tuple[Email, ...], Field(max_length=20)] = ()

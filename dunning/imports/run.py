@@ -22,7 +22,13 @@ from dunning.errors import PermanentError
 from dunning.gateways.cards import mask_pans
 from dunning.imports.checks import ROOT, LineError, parse_line
 from dunning.imports.lines import CustomerLine
-from dunning.imports.writer import ChunkResult, Prepared, prepare, write_chunk
+from dunning.imports.writer import (
+    ChunkResult,
+    Prepared,
+    StoredElsewhere,
+    prepare,
+    write_chunk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +201,15 @@ def _write(
     batch: list[tuple[int, CustomerLine]],
     now: datetime,
     prepared: Prepared | None = None,
+    *,
+    full: bool = False,
 ) -> ChunkResult:
     """Write a chunk; if the database refuses it, write line by line to find the culprits."""
     try:
         with engine.begin() as conn:
-            return write_chunk(conn, batch, now, prepared)
+            return write_chunk(conn, batch, now, prepared, full=full)
+    except StoredElsewhere:
+        return _write(engine, batch, now, full=True)
     except (IntegrityError, DataError) as exc:
         if len(batch) == 1:
             lineno = batch[0][0]
@@ -208,7 +218,7 @@ def _write(
             return ChunkResult(refused=[error])
     result = ChunkResult()
     for item in batch:
-        result.merge(_write(engine, [item], now))
+        result.merge(_write(engine, [item], now, full=full))
     return result
 
 

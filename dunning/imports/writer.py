@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, literal, null, select, union_all, update
+from sqlalchemy import Connection, update
 from sqlalchemy.engine import Dialect
 
 from dunning.imports.checks import LineError
 from dunning.imports.lines import CustomerLine
+from dunning.imports.lookup import lookup
 from dunning.imports.rows import ChunkRows, build_rows
 from dunning.imports.state import Existing, needs_state, ownership_errors, state_changes
 from dunning.imports.upsert import encode_rows, id_in, insert_new, insert_rows, upsert
@@ -67,57 +68,12 @@ def prepare(dialect: Dialect, lines: Sequence[CustomerLine], now: datetime) -> P
     return Prepared(rows, {t.name: encode_rows(dialect, t, r) for t, r in tables if r})
 
 
-def lookup(conn: Connection, lines: Sequence[CustomerLine]) -> Existing:
-    """What of these lines is already stored (ids, owners, card states, default cards).
+class StoredElsewhere(Exception):
+    """A new customer's card, subscription or invoice id is stored under another customer.
 
-    One statement: a chunk's round trips are what an import waits on.
+    Raised (and the transaction rolled back) only after a partial lookup; the chunk is then
+    written again with ``full=True``, which refuses the line that names it.
     """
-    pm, sc, ic, cc = payment_methods.c, subscriptions.c, invoices.c, customers.c
-    cus_ids = [c.id for c in lines]
-    card_ids = [card.id for c in lines for card in c.payment_methods]
-    sub_ids = [s.id for c in lines for s in c.subscriptions]
-    inv_ids = [inv.id for c in lines for inv in c.invoices]
-    parts = [
-        select(literal("customer"), cc.id, cc.id, null()).where(id_in(conn, cc.id, cus_ids)),
-        select(literal("default"), pm.id, pm.customer_id, null()).where(
-            id_in(conn, pm.customer_id, cus_ids), pm.is_default, pm.status == "active"
-        ),
-    ]
-    if card_ids:
-        parts.append(
-            select(literal("card"), pm.id, pm.customer_id, pm.status).where(
-                id_in(conn, pm.id, card_ids)
-            )
-        )
-    if sub_ids:
-        parts.append(
-            select(literal("subscription"), sc.id, sc.customer_id, sc.payment_method_id).where(
-                id_in(conn, sc.id, sub_ids)
-            )
-        )
-    if inv_ids:
-        parts.append(
-            select(literal("invoice"), ic.id, ic.customer_id, null()).where(
-                id_in(conn, ic.id, inv_ids)
-            )
-        )
-    found: set[str] = set()
-    defaults: dict[str, str] = {}
-    cards: dict[str, tuple[str, str]] = {}
-    subs: dict[str, tuple[str, str | None]] = {}
-    invs: dict[str, str] = {}
-    for kind, key, owner, extra in conn.execute(union_all(*parts)):
-        if kind == "customer":
-            found.add(key)
-        elif kind == "default":
-            defaults[owner] = key
-        elif kind == "card":
-            cards[key] = (owner, extra)
-        elif kind == "subscription":
-            subs[key] = (owner, extra)
-        else:
-            invs[key] = owner
-    return Existing(frozenset(found), cards, subs, invs, defaults)
 
 
 def write_chunk(
@@ -125,13 +81,16 @@ def write_chunk(
     batch: Sequence[tuple[int, CustomerLine]],
     now: datetime,
     prepared: Prepared | None = None,
+    *,
+    full: bool = False,
 ) -> ChunkResult:
     """Load ``(line number, customer)`` pairs; the caller owns the transaction.
 
-    ``prepared`` is :func:`prepare` of the same lines, used when the stored state allows.
+    ``prepared`` is :func:`prepare` of the same lines, used when the stored state allows;
+    ``full`` looks up every id first (see :mod:`dunning.imports.lookup`).
     """
     result = ChunkResult()
-    existing = lookup(conn, [c for _, c in batch])
+    existing = lookup(conn, [c for _, c in batch], full=full)
     good: list[tuple[int, CustomerLine]] = []
     for lineno, c in batch:
         errors = ownership_errors(lineno, c, existing)
@@ -165,6 +124,7 @@ def write_chunk(
         guard=payment_methods.c.status == "active",
         payload=payloads.get(payment_methods.name),
     )
+    written_cards = written
     card_changed |= {rows.owner[key] for key in written}
     _bump_card_generation(conn, sorted(card_changed & existing.customers), now)
     touched |= card_changed
@@ -178,11 +138,14 @@ def write_chunk(
         same=("customer_id",),
         payload=payloads.get(subscriptions.name),
     )
+    written_subs = written
     touched |= {rows.owner[key] for key in written}
     touched |= _apply_statuses(conn, changes.explicit_status, now)
     new_invoices = insert_new(
         conn, invoices, rows.invoices, now=now, payload=payloads.get(invoices.name)
     )
+    if not full:
+        _check_new_children(lines, existing, written_cards | written_subs | new_invoices)
     if new_invoices:
         insert_rows(conn, audit_log, [rows.audit[key] for key in sorted(new_invoices)])
         touched |= {rows.owner[key] for key in new_invoices}
@@ -203,6 +166,17 @@ def write_chunk(
         len(result.refused),
     )
     return result
+
+
+def _check_new_children(
+    lines: Sequence[CustomerLine], existing: Existing, written: set[str]
+) -> None:
+    for c in lines:
+        if c.id in existing.customers:
+            continue
+        ids = [pm.id for pm in c.payment_methods] + [s.id for s in c.subscriptions]
+        if not written.issuperset(ids + [inv.id for inv in c.invoices]):
+            raise StoredElsewhere(c.id)
 
 
 def _clear_old_defaults(conn: Connection, ids: list[str], now: datetime) -> set[str]:

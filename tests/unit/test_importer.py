@@ -479,3 +479,16 @@ def test_an_old_file_does_not_undo_a_card_the_customer_replaced(
     assert row(engine, subscriptions, "sub_1")["payment_method_id"] == "pm_new"
     assert row(engine, payment_methods, "pm_new")["is_default"] is True
     assert row(engine, payment_methods, "pm_1a")["status"] == "removed"
+
+
+def test_a_new_customer_naming_a_stored_invoice_is_refused(engine: Engine, tmp_path: Path) -> None:
+    import_file(engine, write(tmp_path, [with_invoice(customer(1))]), now=NOW)
+    thief = with_invoice(customer(2))
+    thief["invoices"][0]["id"] = "in_sub_1"
+
+    report = import_file(engine, write(tmp_path, [customer(3), thief]), now=LATER)
+
+    assert [(e.line, e.path) for e in report.refused] == [(2, "invoices.0.id")]
+    assert report.inserted == 1
+    assert row(engine, invoices, "in_sub_1")["customer_id"] == "cus_1"
+    assert counts(engine)["customers"] == 2
