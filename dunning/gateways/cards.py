@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 
@@ -41,3 +42,53 @@ def mask_pans(text: str) -> str:
         return "[card ****" + digits[-4:] + "]" if luhn_ok(digits) else raw
 
     return PAN_CANDIDATE.sub(_mask, text)
+
+
+# Keys under which a card security code travels (``cvc``, ``card_cvv``, ``Security-Code``...);
+# their values are dropped, whatever they hold.
+_SECURITY_CODE_SUFFIXES = ("cvc", "cvc2", "cvv", "cvv2", "securitycode")
+_SECURITY_CODE_KEYS = frozenset({"cid", "csc", "cvn"})
+
+
+# A security code written out in text: "cvc 123", "CVV2: 1234", "security code 123".
+_SECURITY_CODE_TEXT = re.compile(
+    r"(?i)\b(cvc2?|cvv2?|cid|csc|cvn|security[ _-]?code)(\W{0,3})\d{3,4}(?!\d)"
+)
+
+
+def _mask_text(text: str) -> str:
+    text = _SECURITY_CODE_TEXT.sub(r"\1\2[removed]", text)
+    return mask_pans(text) if PAN_CANDIDATE.search(text) else text
+
+
+def _security_code_key(key: object) -> bool:
+    name = re.sub(r"[^a-z0-9]", "", str(key).lower())
+    return name in _SECURITY_CODE_KEYS or name.endswith(_SECURITY_CODE_SUFFIXES)
+
+
+def scrub_card_data(value: Any) -> Any:
+    """A copy of decoded JSON with every card number masked and every security code dropped.
+
+    For data from outside (webhook payloads) that is stored: a card number in a description
+    or in merchant metadata must not reach the database. A security code is known by its key
+    (whatever is under such a key goes) or by its name just before it in text ("cvc 123").
+    Iterative, so any nesting depth the JSON decoder accepted is fine here too.
+    """
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        holder, at = stack.pop()
+        item = holder[at]
+        if isinstance(item, str):
+            holder[at] = _mask_text(item)
+        elif isinstance(item, list):
+            holder[at] = items = list(item)
+            stack.extend((items, i) for i in range(len(items)))
+        elif isinstance(item, dict):
+            holder[at] = fields = dict(item)
+            for key in fields:
+                if _security_code_key(key):
+                    fields[key] = "[removed]"
+                else:
+                    stack.append((fields, key))
+    return root[0]

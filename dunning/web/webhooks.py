@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from dunning.bootstrap import Container
 from dunning.errors import TransientError
+from dunning.gateways.cards import scrub_card_data
 from dunning.services.events import parse
 from dunning.store.tables import webhook_events
 from dunning.store.uow import after_commit, transaction
@@ -169,7 +170,8 @@ def endpoint(c: Container, receiver: Receiver) -> Callable[[Request], Any]:
             return _refuse(provider, UNKNOWN_TYPE, "bad_signature", 400, exc.reason)
         kind = UNKNOWN_TYPE
         try:
-            payload = decode(body)
+            # Card data a sender put in the payload goes no further than this request.
+            payload = scrub_card_data(decode(body))
             raw_id, raw_type = receiver.envelope(payload)
             event_id, kind = storable(raw_id, "id", 128), storable(raw_type, "type", 64)
             events = parse(provider, payload, now)
