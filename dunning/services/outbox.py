@@ -8,11 +8,12 @@ the server's acceptance and the mark, the lease runs out and the row is sent aga
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, or_, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from dunning.bootstrap import Container
@@ -57,17 +58,19 @@ def claim(c: Container, ids: Sequence[int], now: datetime) -> list[int]:
 def _claim_row(conn: Connection, c: Container, notification_id: int, now: datetime) -> Any:
     """Lease one due, unsent row and return it as leased (``None`` when not ours to send)."""
     lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
-    with conn.begin():
-        return (
-            conn.execute(
-                update(notifications)
-                .where(*_due([notification_id], now))
-                .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
-                .returning(*notifications.c)
-            )
-            .mappings()
-            .first()
+    return (
+        conn.execute(
+            update(notifications)
+            .where(*_due([notification_id], now))
+            .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
+            .returning(*notifications.c)
         )
+        .mappings()
+        .first()
+    )
+
+
+Mark = Callable[[Connection], None]
 
 
 def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[int, str]:
@@ -76,19 +79,35 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
     Each row is claimed just before its own send, with the clock read again: one lease taken
     for the whole batch could run out while the earlier rows are still being sent, and another
     sender would then claim and send the later ones a second time. The batch keeps one database
-    connection, so a send costs its claim and its mark, not a connection check-out for each.
+    connection, and an email's mark commits together with the next row's claim (both happen
+    right after its send): one commit per email instead of two.
     """
     results: dict[int, str] = {}
+    mark: Mark | None = None
     with c.engine.connect() as conn:
         for notification_id in ids:
             at = max(now, c.clock.now())
-            row = _claim_row(conn, c, notification_id, at)
+            pending, mark = mark, None
+            try:
+                with conn.begin():
+                    if pending is not None:
+                        pending(conn)
+                    row = _claim_row(conn, c, notification_id, at)
+            except SQLAlchemyError:
+                if pending is not None:  # the sent email is recorded even if the claim fails
+                    with conn.begin():
+                        pending(conn)
+                raise
             if row is not None:
-                results[row["id"]] = _send_one(c, conn, row, at)
+                results[row["id"]], mark = _send_one(c, row, at)
+        if mark is not None:
+            with conn.begin():
+                mark(conn)
     return results
 
 
-def _send_one(c: Container, conn: Connection, row: RowMapping, now: datetime) -> str:
+def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
+    """Render and send one claimed row; return what happened and how to record it."""
     brand = c.settings.brand
     try:
         rendered = render_email(
@@ -116,14 +135,18 @@ def _send_one(c: Container, conn: Connection, row: RowMapping, now: datetime) ->
             retry_at.isoformat(),
             exc,
         )
-        _update(conn, row["id"], claimed_until=retry_at, last_error=str(exc)[:500])
-        return "deferred"
+        return "deferred", _update(row["id"], claimed_until=retry_at, last_error=str(exc)[:500])
     except (MailPermanent, PermanentError) as exc:
         log.error("email %s (%s) refused for good: %s", row["dedup_key"], row["kind"], exc)
-        _update(conn, row["id"], status="failed", claimed_until=None, last_error=str(exc)[:500])
-        return "failed"
-    # Marked at once: the window in which a crash resends this message stays one message wide.
-    with conn.begin():
+        values = {"status": "failed", "claimed_until": None, "last_error": str(exc)[:500]}
+        return "failed", _update(row["id"], **values)
+    if result.refused:
+        log.warning("email %s: recipients refused %s", row["dedup_key"], sorted(result.refused))
+    log.info("email %s (%s) sent to customer %s", row["dedup_key"], row["kind"], row["customer_id"])
+
+    # Written at once, with the next claim: the window in which a crash resends this message
+    # stays one message wide.
+    def sent(conn: Connection) -> None:
         conn.execute(
             update(notifications)
             .where(notifications.c.id == row["id"])
@@ -150,24 +173,14 @@ def _send_one(c: Container, conn: Connection, row: RowMapping, now: datetime) ->
             link=row["context"].get("update_url"),
             message_id=row["message_id"],
         )
-    if result.refused:
-        log.warning("email %s: recipients refused %s", row["dedup_key"], sorted(result.refused))
-    log.info(
-        "email %s (%s) sent to customer %s",
-        row["dedup_key"],
-        row["kind"],
-        row["customer_id"],
-        extra={
-            "invoice": row["invoice_id"],
-            "customer": row["customer_id"],
-            "dedup_key": row["dedup_key"],
-        },
-    )
-    return "sent"
+
+    return "sent", sent
 
 
-def _update(conn: Connection, notification_id: int, **values: object) -> None:
-    with conn.begin():
+def _update(notification_id: int, **values: object) -> Mark:
+    def write(conn: Connection) -> None:
         conn.execute(
             update(notifications).where(notifications.c.id == notification_id).values(**values)
         )
+
+    return write
