@@ -1,10 +1,10 @@
 """Read what of a chunk is already stored, in one statement (two when customers exist).
 
 On a first import almost nothing exists, and probing the index for every card, subscription and
-invoice id costs the database more than inserting them. So by default only the customers (and
-their default cards) are looked up, plus the cards, subscriptions and invoices of customers
-that exist; the writer then checks that every child row of a new customer was really inserted
-and, if one was stored under another customer, redoes the chunk with ``full=True``.
+invoice id costs the database more than inserting them. So by default only the customers are
+looked up, then the default cards, cards, subscriptions and invoices of customers that exist;
+the writer checks that every child row of a new customer was really inserted and, if one was
+stored under another customer, redoes the chunk with ``full=True``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, literal, null, select, union_all
 
 from dunning.imports.lines import CustomerLine
 from dunning.imports.state import Existing
-from dunning.imports.upsert import id_in
+from dunning.imports.upsert import id_in, id_table
 from dunning.store.tables import customers, invoices, payment_methods, subscriptions
 
 
@@ -55,22 +55,22 @@ class _Found:
 
 
 def _customer_parts(conn: Connection, lines: Sequence[CustomerLine]) -> list[Any]:
-    cc, pm = customers.c, payment_methods.c
+    cc = customers.c
     ids = [c.id for c in lines]
-    return [
-        select(literal("customer"), cc.id, cc.id, null()).where(id_in(conn, cc.id, ids)),
-        select(literal("default"), pm.id, pm.customer_id, null()).where(
-            id_in(conn, pm.customer_id, ids), pm.is_default, pm.status == "active"
-        ),
-    ]
+    return [select(literal("customer"), cc.id, cc.id, null()).where(id_in(conn, cc.id, ids))]
 
 
 def _child_parts(conn: Connection, lines: Sequence[CustomerLine]) -> list[Any]:
     pm, sc, ic = payment_methods.c, subscriptions.c, invoices.c
+    owners = id_table(conn, [c.id for c in lines])
     card_ids = [card.id for c in lines for card in c.payment_methods]
     sub_ids = [s.id for c in lines for s in c.subscriptions]
     inv_ids = [inv.id for c in lines for inv in c.invoices]
-    parts = []
+    parts = [
+        select(literal("default"), pm.id, pm.customer_id, null())
+        .join(owners, pm.customer_id == owners.c.value)
+        .where(pm.is_default, pm.status == "active")
+    ]
     if card_ids:
         parts.append(
             select(literal("card"), pm.id, pm.customer_id, pm.status).where(

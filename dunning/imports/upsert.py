@@ -91,6 +91,19 @@ def id_in(conn: Connection, column: ColumnElement[Any], ids: Sequence[str]) -> C
     return column.in_(select(literal_column("value")).select_from(func.json_each(payload)))
 
 
+def id_table(conn: Connection, ids: Sequence[str]) -> Any:
+    """The ids as a one-column derived table ``ids(id)``, from one JSON parameter.
+
+    For joins: ``= ANY(…)`` used as a filter (not an index condition) scans the whole list
+    for every row, which a stale plan can do to thousands of rows.
+    """
+    payload = bindparam(None, json.dumps(list(ids)), type_=Text)
+    if _is_pg(conn.dialect):
+        elements = func.json_array_elements_text(cast(payload, postgresql.JSON))
+        return elements.table_valued("value").render_derived(name="ids")
+    return func.json_each(payload).table_valued("value", name="ids")
+
+
 def _insert(
     conn: Connection,
     table: Table,
