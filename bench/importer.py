@@ -14,7 +14,14 @@ from typing import Any
 from bench.harness import Figure, Run, count, dunning_env, python, scratch_database
 from bench.make_book import write_book
 
-TABLES = ("customers", "payment_methods", "subscriptions", "invoices", "payment_attempts")
+TABLES = (
+    "customers",
+    "payment_methods",
+    "subscriptions",
+    "invoices",
+    "payment_attempts",
+    "audit_log",
+)
 
 
 def run(r: Run) -> list[Figure]:

@@ -34,3 +34,22 @@ def render(figures: Sequence[Figure]) -> str:
              for r in rows]  # fmt: skip
     lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.table [FILE]``: the table of a results file (default: the latest)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from bench.harness import REPO
+
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else REPO / "bench" / "results" / "latest.json"
+    report = json.loads(path.read_text(encoding="utf-8"))
+    print(render([Figure(**f) for f in report["figures"]]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

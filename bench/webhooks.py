@@ -36,7 +36,7 @@ from bench.harness import (
 )
 from dunning.webhooks.signatures import sign_stripe
 
-CONCURRENCY = 8
+CONCURRENCY = 4
 WARM_UP = 40
 SECRET = "whsec_bench_secret"
 
