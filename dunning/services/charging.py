@@ -246,10 +246,13 @@ def resolve_attempt(c: Container, key: str, now: datetime) -> str:
         )
     if row is None or row["status"] not in ("pending", "unknown"):
         return "skipped"
+    if row["created_at"] > now - timedelta(seconds=c.settings.timing.unknown_after_s):
+        return "skipped"  # sent since it was found unanswered: it may still be on its way
     found = c.gateway.lookup(key, customer_id=row["customer_id"])
     with transaction(c.engine) as conn:
         if found is None:
-            outcomes.mark_not_charged(conn, c, key, now)
+            if not outcomes.mark_not_charged(conn, c, key, now, sent_at=row["created_at"]):
+                return "skipped"
             record(
                 conn,
                 "charge_resolved",

@@ -440,16 +440,25 @@ def mark_unknown(conn: Connection, key: str, error: str, now: datetime) -> None:
     )
 
 
-def mark_not_charged(conn: Connection, c: Container, key: str, now: datetime) -> None:
-    """The look-up found no charge: the attempt never happened; retry soon with a new key."""
+def mark_not_charged(
+    conn: Connection, c: Container, key: str, now: datetime, *, sent_at: datetime | None = None
+) -> bool:
+    """The look-up found no charge: the attempt never happened; retry soon with a new key.
+
+    ``sent_at`` is the attempt's ``created_at`` the look-up was made for: if the attempt was
+    sent since (a batch stamps each attempt as it sends it), the look-up proves nothing and
+    nothing changes. Returns whether the attempt was marked.
+    """
     att = _attempt(conn, key)
     if att is None or att["status"] not in UNRESOLVED:
-        return
-    conn.execute(
-        update(payment_attempts)
-        .where(payment_attempts.c.id == att["id"])
-        .values(status="not_charged", resolved_at=now)
+        return False
+    stmt = update(payment_attempts).where(
+        payment_attempts.c.id == att["id"], payment_attempts.c.status.in_(UNRESOLVED)
     )
+    if sent_at is not None:
+        stmt = stmt.where(payment_attempts.c.created_at == sent_at)
+    if conn.execute(stmt.values(status="not_charged", resolved_at=now)).rowcount != 1:
+        return False
     conn.execute(
         update(invoices)
         .where(
@@ -460,6 +469,7 @@ def mark_not_charged(conn: Connection, c: Container, key: str, now: datetime) ->
         )
         .values(next_attempt_at=now, next_attempt_reason="retry_after_unknown", updated_at=now)
     )
+    return True
 
 
 def stop_retries(

@@ -45,10 +45,12 @@ def retry_charges(c: Container, items: Sequence[Item], now: datetime) -> list[st
         # One broken item must not hold up the others: each is then retried on its own.
         log.warning("a retry batch failed (%s); retrying its %d items one by one", exc, len(items))
         return [retry_charges(c, [item], now)[0] for item in items]
-    answers = {ch.key: _call(c, ch) for ch in charges}
-    failed = _apply(c, charges, answers, now)
+    # Each attempt is stamped just before its own call, not when the batch was written.
+    answers = {ch.key: _call(c, ch) for ch in charges if _start(c, ch)}
+    sent = [ch for ch in charges if ch.key in answers]
+    failed = _apply(c, sent, answers, now)
     done: dict[str, str] = {}
-    for ch in charges:
+    for ch in sent:
         answer = answers[ch.key]
         status = "unknown" if isinstance(answer, GatewayUnavailable) else answer.status
         done[ch.invoice_id] = "failed" if ch.key in failed else status
@@ -197,6 +199,25 @@ def _claim(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> list[
         ).scalars()
     )
     return [r for r in rows if r["invoice_id"] in claimed]
+
+
+def _start(c: Container, charge: charging.PreparedCharge) -> bool:
+    """Stamp the attempt with the moment its charge is sent; ``False`` if it is settled already.
+
+    The resolver looks an attempt up ``unknown_after_s`` after its ``created_at``. Stamped when
+    the batch was written, the tail of a long batch (a slow gateway) would be looked up, found
+    missing and retried under a new key before its own charge was sent: two charges.
+    """
+    with c.engine.begin() as conn:
+        started = conn.execute(
+            update(payment_attempts)
+            .where(
+                payment_attempts.c.idempotency_key == charge.key,
+                payment_attempts.c.status == "pending",
+            )
+            .values(created_at=c.clock.now())
+        ).rowcount
+    return started == 1
 
 
 def _call(c: Container, charge: charging.PreparedCharge) -> ChargeResult | GatewayUnavailable:
