@@ -7,10 +7,12 @@ on a free port, and environment variables for the ``dunning`` processes it start
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +31,8 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+SCRATCH_PREFIX = "dunning_bench_"
+ABANDONED_S = 6 * 3600
 
 
 class BenchError(RuntimeError):
@@ -72,6 +76,22 @@ class Run:
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for the processes a run starts: SIGTERM them when the harness dies.
+
+    A harness killed outright (a CI timeout) would otherwise leave worker processes behind,
+    polling Redis and holding their scratch database open. Linux only; a no-op elsewhere.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -131,9 +151,10 @@ def load_avg() -> float:
 @contextmanager
 def scratch_database(admin_url: str, *, migrate: bool = True) -> Iterator[str]:
     """A new PostgreSQL database (migrated to head); dropped afterwards. Yields its URL."""
-    name = "dunning_bench_" + uuid.uuid4().hex[:10]
+    name = f"{SCRATCH_PREFIX}{int(time.time())}_{uuid.uuid4().hex[:6]}"
     try:
         with psycopg.connect(admin_url, autocommit=True) as conn:
+            _drop_abandoned(conn)
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         raise BenchError(f"PostgreSQL is not reachable at {admin_url}: {exc}") from exc
@@ -154,6 +175,22 @@ def scratch_database(admin_url: str, *, migrate: bool = True) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _drop_abandoned(conn: psycopg.Connection[Any]) -> None:
+    """Drop scratch databases a killed run left behind: older than ``ABANDONED_S`` and with
+    nobody connected (a run still going always has a connection open)."""
+    rows = conn.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s", (SCRATCH_PREFIX + "%",)
+    ).fetchall()
+    for (name,) in rows:
+        stamp = name[len(SCRATCH_PREFIX) :].split("_", 1)[0]
+        if not stamp.isdigit() or time.time() - int(stamp) < ABANDONED_S:
+            continue
+        try:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        except psycopg.errors.ObjectInUse:
+            continue
 
 
 class Count:
@@ -228,9 +265,15 @@ def smtp_sink(workdir: Path) -> Iterator[Sink]:
     port = free_port()
     out = workdir / f"smtp-sink-{port}.out"
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    # smtp-sink drops its privileges, which clears a parent-death signal; the shell keeps one
+    # and ends the sink when it is told to stop or the harness dies.
+    script = 'trap \'kill "$child"\' TERM; "$@" & child=$!; wait "$child"'
     with out.open("wb") as handle:
         proc = subprocess.Popen(
-            [exe, *user, "-c", f"127.0.0.1:{port}", "1000"], stdout=handle, stderr=subprocess.STDOUT
+            ["sh", "-c", script, "sh", exe, *user, "-c", f"127.0.0.1:{port}", "1000"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
     sink = Sink(port, proc, out)
     try:

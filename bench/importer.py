@@ -11,7 +11,7 @@ import json
 import subprocess
 from typing import Any
 
-from bench.harness import Figure, Run, count, dunning_env, python, scratch_database
+from bench.harness import Figure, Run, count, die_with_parent, dunning_env, python, scratch_database
 from bench.make_book import write_book
 
 TABLES = (
@@ -36,6 +36,7 @@ def run(r: Run) -> list[Figure]:
             capture_output=True,
             text=True,
             timeout=1800,
+            preexec_fn=die_with_parent,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"dunning import exited {proc.returncode}: {proc.stderr[-2000:]}")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import BenchError, python
+from bench.harness import BenchError, die_with_parent, python
 
 READY = "Worker process is ready for action."
 QUEUES = ("charges", "emails", "steps", "events", "maintenance")
@@ -119,6 +119,7 @@ def worker_group(
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     group = Group(proc, log, processes, threads)
     try:

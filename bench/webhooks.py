@@ -26,6 +26,7 @@ from bench.harness import (
     Figure,
     Run,
     count,
+    die_with_parent,
     dunning_env,
     free_port,
     python,
@@ -98,7 +99,7 @@ def server(cmd: list[str], env: dict[str, str], live_url: str, log: Path) -> Ite
     """Start a web server process, wait until it answers, stop it afterwards."""
     with log.open("wb") as handle:
         proc = subprocess.Popen(cmd, env=env, cwd=log.parent, stdout=handle,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent)  # fmt: skip
     try:
 
         def up() -> bool:
