@@ -16,7 +16,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import PG_ADMIN_URL, REDIS_URL, REPO, Figure, Run, load_avg, machine
+from bench.harness import (
+    PG_ADMIN_URL,
+    REDIS_URL,
+    REPO,
+    BenchError,
+    Figure,
+    Run,
+    check_no_consumers,
+    load_avg,
+    machine,
+)
 from bench.table import render
 
 # figure name -> module measuring it (a module may measure several figures)
@@ -66,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     wanted = args.only or list(FIGURES)
     started = time.monotonic()
+    try:
+        check_no_consumers(args.redis_url)
+    except BenchError as exc:
+        _log(f"error: {exc}")
+        return 2
     results: list[Figure] = []
     failures = 0
     with tempfile.TemporaryDirectory(prefix="dunning-bench-") as tmp:

@@ -220,6 +220,26 @@ def count(url: str, sql: str) -> int:
 # -- Redis ----------------------------------------------------------------------------------------
 
 
+def check_no_consumers(url: str, *, wait_s: float = 1.5) -> None:
+    """Fail when another dramatiq worker consumes from the run's Redis database: it would take
+    the run's messages and process them against its own database."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+        time.sleep(wait_s)  # an idle consumer polls (and heartbeats) at least once a second
+        others = int(client.zcard("dramatiq:__heartbeats__"))
+        client.flushdb()
+    except redis.RedisError as exc:
+        raise BenchError(f"Redis is not reachable at {url}: {exc}") from exc
+    finally:
+        client.close()
+    if others:
+        raise BenchError(
+            f"{others} dramatiq consumer(s) already poll {url}; stop them or pass --redis-url "
+            "with a database number nothing else uses"
+        )
+
+
 @contextmanager
 def redis_db(url: str) -> Iterator[redis.Redis]:
     """The run's own Redis database number, emptied before and after (FLUSHDB, that one only)."""

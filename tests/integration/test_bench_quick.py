@@ -20,8 +20,8 @@ from tests.services import IN_CI, need
 pytestmark = [pytest.mark.bench, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
-# Not the harness's default database number: a full run may be going on at the same time.
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# Not the harness's default database number (14): a full run may be going on at the same time.
+REDIS_DBS = (15, 13, 12, 11, 10)
 # Inside the per-test timeout, with time left to stop the run cleanly.
 RUN_LIMIT_S = 95
 
@@ -35,6 +35,20 @@ def _need_smtp_sink() -> None:
     pytest.skip(message)
 
 
+def _free_redis_db() -> str:
+    """A database number nothing uses (empty: a live dramatiq consumer keeps a heartbeat key)."""
+    import redis
+
+    for db in REDIS_DBS:
+        client = redis.Redis(host="127.0.0.1", port=6379, db=db)
+        try:
+            if client.dbsize() == 0:
+                return f"redis://127.0.0.1:6379/{db}"
+        finally:
+            client.close()
+    pytest.fail(f"Redis databases {REDIS_DBS} are all in use")
+
+
 def test_quick_run_measures_every_figure_and_writes_the_results(tmp_path: Path) -> None:
     need("PostgreSQL", "127.0.0.1", 5432)
     need("Redis", "127.0.0.1", 6379)
@@ -42,8 +56,9 @@ def test_quick_run_measures_every_figure_and_writes_the_results(tmp_path: Path) 
     from bench.__main__ import FIGURES
 
     out = tmp_path / "latest.json"
+    redis_url = _free_redis_db()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--redis-url", REDIS_URL],
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--redis-url", redis_url],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
