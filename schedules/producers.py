@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from dunning.bootstrap import Container
 from dunning.services import expiry, purge
@@ -106,17 +106,24 @@ def due_emails(c: Container, now: datetime) -> int:
             rows = claim_due(
                 conn,
                 notifications,
-                due=[notifications.c.status == "pending", notifications.c.not_before <= now],
+                due=[
+                    notifications.c.status == "pending",
+                    notifications.c.not_before <= now,
+                    # A row whose send was deferred (SMTP down) is left unclaimed until its
+                    # backoff ends: claimed now, it would wait for the whole enqueue lease.
+                    or_(
+                        notifications.c.claimed_until.is_(None),
+                        notifications.c.claimed_until <= now,
+                    ),
+                ],
                 order_by=notifications.c.not_before,
                 claim_column="enqueued_until",
                 now=now,
                 lease_until=_lease(c, now),
                 limit=batch,
-                returning=[notifications.c.id, notifications.c.claimed_until],
+                returning=[notifications.c.id],
             )
-        # A row whose send was deferred (SMTP down) waits for its backoff to end.
-        ready = [r.id for r in rows if r.claimed_until is None or r.claimed_until <= now]
-        c.dispatcher.send_notifications(ready)
+        c.dispatcher.send_notifications([r.id for r in rows])
         return len(rows)
 
     return _log("due_emails", _drain(one, batch))

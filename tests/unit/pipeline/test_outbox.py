@@ -38,16 +38,22 @@ def test_transient_failure_waits_for_backoff_then_sends_once(pipeline: Pipeline)
         row = conn.execute(select(notifications).where(notifications.c.id == nid)).mappings().one()
     assert row["status"] == "pending" and row["send_attempts"] == 1 and "421" in row["last_error"]
     assert pipeline.mail.sent == []
-    assert due_emails(pipeline.c, pipeline.clock.now()) == 1  # found, but still backing off
-    pipeline.drain()
-    assert pipeline.mail.sent == []
-    pipeline.advance(timedelta(seconds=pipeline.c.settings.timing.claim_lease_s + 120))
-    due_emails(pipeline.c, pipeline.clock.now())
+    retry_at = row["claimed_until"]
+    timing = pipeline.c.settings.timing
+    assert retry_at == pipeline.clock.now() + timedelta(seconds=timing.mail_retry_base_s)
+    assert timedelta(seconds=timing.claim_lease_s) > retry_at - pipeline.clock.now()
+    assert due_emails(pipeline.c, pipeline.clock.now()) == 0  # backing off: not claimed
+    pipeline.advance(retry_at - pipeline.clock.now() - timedelta(seconds=1))
+    assert due_emails(pipeline.c, pipeline.clock.now()) == 0
+    pipeline.advance(timedelta(seconds=1))
+    # Enqueued as soon as the backoff ends, not when an enqueue lease taken meanwhile runs out.
+    assert due_emails(pipeline.c, pipeline.clock.now()) == 1
     pipeline.drain()
     assert len(pipeline.mail.sent) == 1
     assert pipeline.mail.sent[0]["Message-ID"] == message_id_for(
         "payment_failed:in_1", pipeline.c.settings.mail_from
     )
+    assert due_emails(pipeline.c, pipeline.clock.now()) == 0
     assert send_notifications(pipeline.c, [nid], pipeline.clock.now()) == {}  # already sent
 
 
