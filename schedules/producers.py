@@ -8,10 +8,12 @@ simulation passes its virtual one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from dunning.bootstrap import Container
 from dunning.services import expiry, purge
@@ -32,124 +34,121 @@ def _lease(c: Container, now: datetime) -> datetime:
     return now + timedelta(seconds=c.settings.timing.claim_lease_s)
 
 
-def _drain(claim_batch: Callable[[], int], batch: int) -> int:
+def _claim_and_dispatch(
+    c: Container,
+    now: datetime,
+    name: str,
+    table: Table,
+    *,
+    due: Sequence[ColumnElement[bool]],
+    order_by: Any,
+    claim_column: str,
+    returning: Sequence[Any],
+    dispatch: Callable[[list[Any]], None],
+) -> int:
+    """Claim due rows of ``table`` batch by batch and hand each batch to ``dispatch``.
+
+    Each batch is claimed in its own transaction and dispatched after it commits, so a message
+    is never sent for a claim that was rolled back. Stops after a short batch or
+    ``MAX_BATCHES_PER_RUN`` batches; returns (and logs) how many rows were claimed.
+    """
+    batch = c.settings.timing.scan_batch
     total = 0
     for _ in range(MAX_BATCHES_PER_RUN):
-        n = claim_batch()
-        total += n
-        if n < batch:
+        with c.engine.begin() as conn:
+            rows = claim_due(
+                conn,
+                table,
+                due=due,
+                order_by=order_by,
+                claim_column=claim_column,
+                now=now,
+                lease_until=_lease(c, now),
+                limit=batch,
+                returning=returning,
+            )
+        dispatch(rows)
+        total += len(rows)
+        if len(rows) < batch:
             break
-    return total
+    return _log(name, total)
 
 
 def due_retries(c: Container, now: datetime) -> int:
     """Enqueue the charge retries that are due."""
-    batch = c.settings.timing.scan_batch
-
-    def one() -> int:
-        with c.engine.begin() as conn:
-            rows = claim_due(
-                conn,
-                invoices,
-                due=[
-                    invoices.c.status == "open",
-                    invoices.c.next_attempt_at.is_not(None),
-                    invoices.c.next_attempt_at <= now,
-                    invoices.c.paused.is_(False),
-                ],
-                order_by=invoices.c.next_attempt_at,
-                claim_column="retry_claimed_until",
-                now=now,
-                lease_until=_lease(c, now),
-                limit=batch,
-                returning=[invoices.c.id, invoices.c.attempt_count],
-            )
-        c.dispatcher.retry_charges([(r.id, int(r.attempt_count) + 1) for r in rows])
-        return len(rows)
-
-    return _log("due_retries", _drain(one, batch))
+    return _claim_and_dispatch(
+        c,
+        now,
+        "due_retries",
+        invoices,
+        due=[
+            invoices.c.status == "open",
+            invoices.c.next_attempt_at.is_not(None),
+            invoices.c.next_attempt_at <= now,
+            invoices.c.paused.is_(False),
+        ],
+        order_by=invoices.c.next_attempt_at,
+        claim_column="retry_claimed_until",
+        returning=[invoices.c.id, invoices.c.attempt_count],
+        dispatch=lambda rows: c.dispatcher.retry_charges(
+            [(r.id, int(r.attempt_count) + 1) for r in rows]
+        ),
+    )
 
 
 def due_steps(c: Container, now: datetime) -> int:
     """Enqueue reminders, final notices and suspensions that are due."""
-    batch = c.settings.timing.scan_batch
-
-    def one() -> int:
-        with c.engine.begin() as conn:
-            rows = claim_due(
-                conn,
-                invoices,
-                due=[
-                    invoices.c.status == "open",
-                    invoices.c.next_step_at.is_not(None),
-                    invoices.c.next_step_at <= now,
-                ],
-                order_by=invoices.c.next_step_at,
-                claim_column="step_claimed_until",
-                now=now,
-                lease_until=_lease(c, now),
-                limit=batch,
-                returning=[invoices.c.id],
-            )
-        c.dispatcher.run_steps([r.id for r in rows])
-        return len(rows)
-
-    return _log("due_steps", _drain(one, batch))
+    return _claim_and_dispatch(
+        c,
+        now,
+        "due_steps",
+        invoices,
+        due=[
+            invoices.c.status == "open",
+            invoices.c.next_step_at.is_not(None),
+            invoices.c.next_step_at <= now,
+        ],
+        order_by=invoices.c.next_step_at,
+        claim_column="step_claimed_until",
+        returning=[invoices.c.id],
+        dispatch=lambda rows: c.dispatcher.run_steps([r.id for r in rows]),
+    )
 
 
 def due_emails(c: Container, now: datetime) -> int:
     """Enqueue outbox rows that are due (after quiet hours, or a failed send's backoff)."""
-    batch = c.settings.timing.scan_batch
-
-    def one() -> int:
-        with c.engine.begin() as conn:
-            rows = claim_due(
-                conn,
-                notifications,
-                due=[
-                    notifications.c.status == "pending",
-                    notifications.c.not_before <= now,
-                    # A row whose send was deferred (SMTP down) is left unclaimed until its
-                    # backoff ends: claimed now, it would wait for the whole enqueue lease.
-                    or_(
-                        notifications.c.claimed_until.is_(None),
-                        notifications.c.claimed_until <= now,
-                    ),
-                ],
-                order_by=notifications.c.not_before,
-                claim_column="enqueued_until",
-                now=now,
-                lease_until=_lease(c, now),
-                limit=batch,
-                returning=[notifications.c.id],
-            )
-        c.dispatcher.send_notifications([r.id for r in rows])
-        return len(rows)
-
-    return _log("due_emails", _drain(one, batch))
+    return _claim_and_dispatch(
+        c,
+        now,
+        "due_emails",
+        notifications,
+        due=[
+            notifications.c.status == "pending",
+            notifications.c.not_before <= now,
+            # A row whose send was deferred (SMTP down) is left unclaimed until its backoff
+            # ends: claimed now, it would wait for the whole enqueue lease instead.
+            or_(notifications.c.claimed_until.is_(None), notifications.c.claimed_until <= now),
+        ],
+        order_by=notifications.c.not_before,
+        claim_column="enqueued_until",
+        returning=[notifications.c.id],
+        dispatch=lambda rows: c.dispatcher.send_notifications([r.id for r in rows]),
+    )
 
 
 def due_events(c: Container, now: datetime) -> int:
     """Enqueue stored webhook events not yet processed (their first message may be lost)."""
-    batch = c.settings.timing.scan_batch
-
-    def one() -> int:
-        with c.engine.begin() as conn:
-            rows = claim_due(
-                conn,
-                webhook_events,
-                due=[webhook_events.c.status == "received"],
-                order_by=webhook_events.c.received_at,
-                claim_column="claimed_until",
-                now=now,
-                lease_until=_lease(c, now),
-                limit=batch,
-                returning=[webhook_events.c.id],
-            )
-        c.dispatcher.process_events([r.id for r in rows])
-        return len(rows)
-
-    return _log("due_events", _drain(one, batch))
+    return _claim_and_dispatch(
+        c,
+        now,
+        "due_events",
+        webhook_events,
+        due=[webhook_events.c.status == "received"],
+        order_by=webhook_events.c.received_at,
+        claim_column="claimed_until",
+        returning=[webhook_events.c.id],
+        dispatch=lambda rows: c.dispatcher.process_events([r.id for r in rows]),
+    )
 
 
 def unknown_outcomes(c: Container, now: datetime) -> int:
@@ -185,28 +184,20 @@ def token_purge(c: Container, now: datetime) -> int:
 
 def due_outbound(c: Container, now: datetime) -> int:
     """Enqueue webhooks to the merchant's endpoints that are due (new, or a retry's time)."""
-    batch = c.settings.timing.scan_batch
-
-    def one() -> int:
-        with c.engine.begin() as conn:
-            rows = claim_due(
-                conn,
-                outbound_events,
-                due=[
-                    outbound_events.c.status == "pending",
-                    outbound_events.c.next_attempt_at <= now,
-                ],
-                order_by=outbound_events.c.next_attempt_at,
-                claim_column="claimed_until",
-                now=now,
-                lease_until=_lease(c, now),
-                limit=batch,
-                returning=[outbound_events.c.id],
-            )
-        c.dispatcher.deliver_outbound([r.id for r in rows])
-        return len(rows)
-
-    return _log("due_outbound", _drain(one, batch))
+    return _claim_and_dispatch(
+        c,
+        now,
+        "due_outbound",
+        outbound_events,
+        due=[
+            outbound_events.c.status == "pending",
+            outbound_events.c.next_attempt_at <= now,
+        ],
+        order_by=outbound_events.c.next_attempt_at,
+        claim_column="claimed_until",
+        returning=[outbound_events.c.id],
+        dispatch=lambda rows: c.dispatcher.deliver_outbound([r.id for r in rows]),
+    )
 
 
 def _log(name: str, count: int) -> int:
