@@ -16,6 +16,7 @@ from dunning.bootstrap import Container
 from dunning.errors import NotFound
 from dunning.gateways.base import ChargeResult
 from dunning.model import InvoiceStatus, SubscriptionStatus, allowed_sources
+from dunning.ops.counters import count_charges
 from dunning.policy.declines import classify
 from dunning.policy.schedule import dunning_steps, next_retry
 from dunning.policy.types import Classification, LimitCheck, RetryDecision, RetryState, Verdict
@@ -127,6 +128,7 @@ def _apply_successes(
     )
     no_codes = dict.fromkeys(("decline_code", "network_code", "advice_code", "network_advice_code"))
     record_many(conn, [_attempt_audit(att, "succeeded", now, **no_codes) for att, _ in paid])
+    count_charges(conn, [("succeeded", None, a["amount"], a["currency"]) for a, _ in paid])
     # A success lifts a block on the card (only rows that have one are written).
     conn.execute(
         update(payment_methods)
@@ -155,6 +157,7 @@ def _apply_decline(
     if cls.verdict in (Verdict.duplicate, Verdict.unknown):
         # Not a decline: the charge may exist. Leave it for the resolver's look-up.
         mark_unknown(conn, key, f"gateway answered {cls.reason}", now)
+        count_charges(conn, [("unknown", cls.decline_class, att["amount"], att["currency"])])
         return
     conn.execute(
         update(payment_attempts)
@@ -168,6 +171,7 @@ def _apply_decline(
         )
     )
     _audit_attempt(conn, att, "declined", now, cls, **codes)
+    count_charges(conn, [("declined", cls.decline_class, att["amount"], att["currency"])])
     after_decline(conn, c, att["invoice_id"], card, cls, now, attempt_no=att["attempt_no"])
 
 

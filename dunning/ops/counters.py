@@ -1,0 +1,57 @@
+"""Prometheus counters of what charges answered: outcomes by decline class, amounts recovered.
+
+The answers are applied in ``dunning.services.outcomes``, inside the caller's transaction; they
+are counted once it commits (:func:`dunning.store.uow.after_commit`), so a batch rolled back
+and written again one by one is counted once, and an answer written by a plain
+``engine.begin()`` is not counted. The core cannot import ``workers.metrics`` (it imports
+dramatiq), hence this module. Nothing here reads the database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+from typing import Literal
+
+from prometheus_client import Counter
+from sqlalchemy import Connection
+
+from dunning.store.uow import after_commit
+
+Outcome = Literal["succeeded", "declined", "unknown"]
+
+CHARGE_OUTCOMES = Counter(
+    "dunning_charge_outcomes_total",
+    "Charge answers applied, by outcome and the decline class the policy gave (none on success)",
+    ["outcome", "decline_class"],
+)
+RECOVERED_AMOUNT = Counter(
+    "dunning_recovered_amount_minor_total",
+    "Amounts collected by successful charges, in minor units per currency",
+    ["currency"],
+)
+
+
+def count_charges(
+    conn: Connection, answers: Iterable[tuple[Outcome, str | None, int, str]]
+) -> None:
+    """Count ``(outcome, decline class, amount, currency)`` answers once ``conn`` commits.
+
+    A success adds its amount to the recovered total; ``None`` as the class is counted as
+    ``none``.
+    """
+    outcomes: Tally[tuple[str, str]] = Tally()
+    recovered: Tally[str] = Tally()
+    for outcome, decline_class, amount, currency in answers:
+        outcomes[outcome, decline_class or "none"] += 1
+        if outcome == "succeeded":
+            recovered[currency] += amount
+    if outcomes:
+        after_commit(conn, lambda: _add(outcomes, recovered))
+
+
+def _add(outcomes: Tally[tuple[str, str]], recovered: Tally[str]) -> None:
+    for (outcome, decline_class), n in outcomes.items():
+        CHARGE_OUTCOMES.labels(outcome, decline_class).inc(n)
+    for currency, amount in recovered.items():
+        RECOVERED_AMOUNT.labels(currency).inc(amount)
