@@ -92,6 +92,10 @@ class TimingSettings(BaseModel):
     leader_poll_s: float = Field(default=5.0, gt=0)
     gateway_timeout_s: float = Field(default=30.0, gt=0)
     scan_batch: int = Field(default=2000, ge=1)
+    # A dead worker's unacknowledged messages return after its heartbeat is this old.
+    broker_heartbeat_timeout_s: float = Field(default=60.0, gt=0)
+    mail_retry_base_s: float = Field(default=60.0, gt=0)
+    mail_retry_max_s: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")
     def _lookup_after_the_call_ended(self) -> TimingSettings:
@@ -103,10 +107,6 @@ class TimingSettings(BaseModel):
                 "(set DUNNING_TIMING__UNKNOWN_AFTER_S above DUNNING_TIMING__GATEWAY_TIMEOUT_S)"
             )
         return self
-    # A dead worker's unacknowledged messages return after its heartbeat is this old.
-    broker_heartbeat_timeout_s: float = Field(default=60.0, gt=0)
-    mail_retry_base_s: float = Field(default=60.0, gt=0)
-    mail_retry_max_s: float = Field(default=3600.0, gt=0)
 
 
 class Settings(BaseSettings):

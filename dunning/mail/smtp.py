@@ -13,7 +13,7 @@ import concurrent.futures
 import logging
 import ssl
 import threading
-from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 from aiosmtplib import (
@@ -26,19 +26,30 @@ from aiosmtplib import (
 
 from config.settings import SmtpSettings, SmtpTls
 from dunning.errors import ConfigError, MailPermanent, MailTransient
-from dunning.mail.transport import SendResult, all_refused
+from dunning.mail.compose import OutgoingEmail
+from dunning.mail.transport import Sendable, SendResult, all_refused, as_outgoing
 
 logger = logging.getLogger(__name__)
 
 _SERVICE_CLOSING = 421
 # A send is several socket operations, each bounded by timeout_s; this only guards a stuck loop.
-_WAIT_FACTOR = 10
+SEND_WAIT_FACTOR = 10
 
 
 def _dropped_while_idle(exc: BaseException) -> bool:
     if isinstance(exc, SMTPServerDisconnected):
         return True
     return isinstance(exc, SMTPResponseException) and exc.code == _SERVICE_CLOSING
+
+
+async def _hand_over(client: aiosmtplib.SMTP, message: OutgoingEmail) -> dict[str, Any]:
+    """One SMTP transaction: the composed bytes as they are, or (for a message the email
+    package built) that package's flattening, which knows when SMTPUTF8 is needed."""
+    if message.message is not None:
+        errors, _ = await client.send_message(message.message)
+    else:
+        errors, _ = await client.sendmail(message.sender, list(message.recipients), message.data)
+    return dict(errors)
 
 
 class SmtpTransport:
@@ -63,15 +74,16 @@ class SmtpTransport:
         self._closed = False
         self.connections_opened = 0
 
-    def send(self, message: EmailMessage) -> SendResult:
+    def send(self, message: Sendable) -> SendResult:
         """Send one message; MailTransient to retry later, MailPermanent to give up."""
+        message = as_outgoing(message)
         with self._lock:
             if self._closed:
                 raise MailTransient("the SMTP transport is closed; send again after restart")
             loop = self._ensure_loop()
             future = asyncio.run_coroutine_threadsafe(self._send(message), loop)
             try:
-                return future.result(timeout=self._settings.timeout_s * _WAIT_FACTOR)
+                return future.result(timeout=self._settings.timeout_s * SEND_WAIT_FACTOR)
             except concurrent.futures.TimeoutError:
                 future.cancel()
                 raise MailTransient(
@@ -134,24 +146,24 @@ class SmtpTransport:
             self._client.close()
             self._client = None
 
-    async def _transact(self, message: EmailMessage) -> SendResult:
+    async def _transact(self, message: OutgoingEmail) -> SendResult:
         reused = self._client is not None and self._client.is_connected
         client = await self._connect()
         try:
-            errors, _reply = await client.send_message(message)
+            errors = await _hand_over(client, message)
         except (SMTPServerDisconnected, SMTPResponseException) as exc:
             if not (reused and _dropped_while_idle(exc)):
                 raise
             logger.info("SMTP server dropped the idle connection (%s); reconnecting", exc)
             self._drop()
             client = await self._connect()
-            errors, _reply = await client.send_message(message)
+            errors = await _hand_over(client, message)
         refused = {rcpt: (resp.code, resp.message) for rcpt, resp in errors.items()}
         if refused:
-            logger.warning("SMTP refused some recipients of %s: %s", message["Message-ID"], refused)
+            logger.warning("SMTP refused some recipients of %s: %s", message.message_id, refused)
         return SendResult(refused=refused)
 
-    async def _send(self, message: EmailMessage) -> SendResult:
+    async def _send(self, message: OutgoingEmail) -> SendResult:
         where = f"{self._settings.host}:{self._settings.port}"
         try:
             return await self._transact(message)

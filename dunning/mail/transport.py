@@ -13,11 +13,11 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from dunning.errors import MailPermanent, MailTransient
+from dunning.mail.compose import OutgoingEmail, outgoing
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -34,8 +34,17 @@ class SendResult:
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
+# What a transport accepts: the composed bytes, or a message the email package built.
+Sendable = OutgoingEmail | EmailMessage
+
+
+def as_outgoing(message: Sendable) -> OutgoingEmail:
+    """The composed form of ``message``."""
+    return message if isinstance(message, OutgoingEmail) else outgoing(message)
+
+
 class Transport(Protocol):
-    def send(self, message: EmailMessage) -> SendResult:
+    def send(self, message: Sendable) -> SendResult:
         """Hand the message over; raise MailTransient (retry later) or MailPermanent (give up)."""
         ...
 
@@ -68,12 +77,13 @@ class FileTransport:
     def __init__(self, outbox_dir: Path | str) -> None:
         self.outbox_dir = Path(outbox_dir)
 
-    def send(self, message: EmailMessage) -> SendResult:
+    def send(self, message: Sendable) -> SendResult:
         """Write the message atomically (temporary file, then rename)."""
-        message_id = str(message.get("Message-ID", ""))
+        composed = as_outgoing(message)
+        message_id = composed.message_id
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
         target = self.outbox_dir / eml_name(message_id)
-        data = message.as_bytes(policy=SMTP)
+        data = composed.data
         fd, tmp = tempfile.mkstemp(dir=self.outbox_dir, prefix=".tmp-", suffix=".eml")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -111,22 +121,19 @@ class MemoryTransport:
         with self._lock:
             self._refusals[address.lower()] = (code, reply)
 
-    def send(self, message: EmailMessage) -> SendResult:
-        """Record the message, or raise the next scripted failure."""
+    def send(self, message: Sendable) -> SendResult:
+        """Record the message (as the email package parses what was sent), or raise the next
+        scripted failure."""
+        composed = as_outgoing(message)
         with self._lock:
             if self._failures:
                 raise self._failures.pop(0)
-            recipients = [
-                addr.addr_spec
-                for name in ("To", "Cc")
-                for header in message.get_all(name, [])
-                for addr in header.addresses
-            ]
+            recipients = composed.recipients
             known = self._refusals
             refused = {r: known[r.lower()] for r in recipients if r.lower() in known}
             if recipients and len(refused) == len(recipients):
                 raise all_refused(refused)
-            self.sent.append(message)
+            self.sent.append(composed.parsed())
             return SendResult(refused=refused)
 
     def close(self) -> None:

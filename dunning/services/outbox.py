@@ -8,22 +8,28 @@ the server's acceptance and the mark, the lease runs out and the row is sent aga
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, or_, update
+from sqlalchemy import Connection, RowMapping, insert, literal, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from dunning.bootstrap import Container
 from dunning.errors import MailPermanent, MailTransient, PermanentError
-from dunning.mail.message import build_message
+from dunning.mail.compose import compose
 from dunning.mail.render import render_email
-from dunning.services.audit import record
-from dunning.store.tables import notifications
+from dunning.mail.smtp import SEND_WAIT_FACTOR
+from dunning.services.audit import audit_row
+from dunning.store.tables import audit_log, notifications
 
 log = logging.getLogger(__name__)
+
+# How a send's outcome is written, on the batch's connection.
+Mark = Callable[[Connection], None]
 
 
 def _backoff(c: Container, attempts: int) -> timedelta:
@@ -42,68 +48,106 @@ def _due(ids: Sequence[int], now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def claim(c: Container, ids: Sequence[int], now: datetime) -> list[int]:
-    """Lease the due, unsent rows among ``ids``; return those this caller now owns."""
-    lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
-    with c.engine.begin() as conn:
-        stmt = (
-            update(notifications)
-            .where(*_due(ids, now))
-            .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
-            .returning(notifications.c.id)
-        )
-        return [int(i) for i in conn.execute(stmt).scalars()]
-
-
-def _claim_row(conn: Connection, c: Container, notification_id: int, now: datetime) -> Any:
-    """Lease one due, unsent row and return it as leased (``None`` when not ours to send)."""
-    lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
-    return (
-        conn.execute(
-            update(notifications)
-            .where(*_due([notification_id], now))
-            .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
-            .returning(*notifications.c)
-        )
-        .mappings()
-        .first()
-    )
-
-
-Mark = Callable[[Connection], None]
-
-
 def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[int, str]:
     """Send each due row of ``ids`` once; returns what happened to each id claimed.
 
-    Each row is claimed just before its own send, with the clock read again: one lease taken
-    for the whole batch could run out while the earlier rows are still being sent, and another
-    sender would then claim and send the later ones a second time. The batch keeps one database
-    connection, and an email's mark commits together with the next row's claim (both happen
-    right after its send): one commit per email instead of two.
+    The due rows are leased in one statement. Before each send the clock is read again, and
+    when the lease could run out during that send (a send may take ``_send_bound``), the rows
+    still to send are leased again: a lease that ran out mid-batch would let another sender
+    send the later rows a second time. Each email is marked sent right after the server took
+    it, in one statement on PostgreSQL (the mark and its audit row), so the window in which a
+    crash resends a message stays one message wide.
     """
     results: dict[int, str] = {}
-    mark: Mark | None = None
-    with c.engine.connect() as conn:
-        for notification_id in ids:
+    with _connect(c) as conn:
+        lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+        pending = deque(_claim(conn, ids, now, lease))
+        while pending:
             at = max(now, c.clock.now())
-            pending, mark = mark, None
+            # At most once per send: a lease set shorter than a send is all there is.
+            if lease - at < _send_bound(c):
+                lease, pending = _renew(conn, c, pending, at, lease)
+                if not pending:
+                    break
+            row = pending.popleft()
             try:
-                with conn.begin():
-                    if pending is not None:
-                        pending(conn)
-                    row = _claim_row(conn, c, notification_id, at)
-            except SQLAlchemyError:
-                if pending is not None:  # the sent email is recorded even if the claim fails
-                    with conn.begin():
-                        pending(conn)
-                raise
-            if row is not None:
                 results[row["id"]], mark = _send_one(c, row, at)
-        if mark is not None:
+            except BaseException:
+                _release(conn, [r["id"] for r in pending], lease)
+                raise
             with conn.begin():
                 mark(conn)
     return results
+
+
+@contextmanager
+def _connect(c: Container) -> Iterator[Connection]:
+    """One connection for the batch. On PostgreSQL each statement commits on its own (one
+    round trip per write); SQLite's ``begin`` blocks are real transactions."""
+    with c.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+def _send_bound(c: Container) -> timedelta:
+    """The longest one send may take: its SMTP wait, and a little for rendering."""
+    return timedelta(seconds=c.settings.smtp.timeout_s * SEND_WAIT_FACTOR + 1)
+
+
+def _claim(conn: Connection, ids: Sequence[int], now: datetime, lease: datetime) -> list[Any]:
+    """Lease the due, unsent rows among ``ids``; return them (as leased) in ``ids`` order."""
+    with conn.begin():
+        claimed = (
+            conn.execute(
+                update(notifications)
+                .where(*_due(ids, now))
+                .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
+                .returning(*notifications.c)
+            )
+            .mappings()
+            .all()
+        )
+    order = {notification_id: n for n, notification_id in enumerate(ids)}
+    return sorted(claimed, key=lambda r: order.get(r["id"], len(order)))
+
+
+def _renew(
+    conn: Connection, c: Container, rows: deque[Any], now: datetime, lease: datetime
+) -> tuple[datetime, deque[Any]]:
+    """Lease ``rows`` again; drop those whose lease is no longer this batch's."""
+    renewed = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+    rest = [r["id"] for r in rows]
+    with conn.begin():
+        kept = set(
+            conn.execute(
+                update(notifications)
+                .where(
+                    notifications.c.id.in_(rest),
+                    notifications.c.status == "pending",
+                    notifications.c.claimed_until == lease,
+                )
+                .values(claimed_until=renewed)
+                .returning(notifications.c.id)
+            ).scalars()
+        )
+    return renewed, deque(r for r in rows if r["id"] in kept)
+
+
+def _release(conn: Connection, ids: list[int], lease: datetime) -> None:
+    """Give back leased rows this batch will not send (it is failing): others may send them
+    now rather than when the lease runs out."""
+    if not ids:
+        return
+    try:
+        with conn.begin():
+            conn.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(ids), notifications.c.claimed_until == lease)
+                .values(claimed_until=None)
+            )
+    except SQLAlchemyError as exc:  # the lease runs out on its own
+        log.warning("could not give back %d leased emails: %s", len(ids), exc)
 
 
 def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
@@ -117,7 +161,7 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
             brand_name=brand.name,
             support_email=brand.support_email,
         )
-        message = build_message(
+        message = compose(
             rendered,
             mail_from=c.settings.mail_from,
             to=row["to_addr"],
@@ -135,46 +179,63 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
             retry_at.isoformat(),
             exc,
         )
-        return "deferred", _update(row["id"], claimed_until=retry_at, last_error=str(exc)[:500])
+        # The producer may enqueue it again as soon as the backoff ends.
+        deferred = {"claimed_until": retry_at, "enqueued_until": None, "last_error": str(exc)[:500]}
+        return "deferred", _update(row["id"], **deferred)
     except (MailPermanent, PermanentError) as exc:
         log.error("email %s (%s) refused for good: %s", row["dedup_key"], row["kind"], exc)
-        values = {"status": "failed", "claimed_until": None, "last_error": str(exc)[:500]}
-        return "failed", _update(row["id"], **values)
+        failed = {"status": "failed", "claimed_until": None, "last_error": str(exc)[:500]}
+        return "failed", _update(row["id"], **failed)
     if result.refused:
         log.warning("email %s: recipients refused %s", row["dedup_key"], sorted(result.refused))
     log.info("email %s (%s) sent to customer %s", row["dedup_key"], row["kind"], row["customer_id"])
 
-    # Written at once, with the next claim: the window in which a crash resends this message
-    # stays one message wide.
+    # Written at once: the window in which a crash resends this message stays one message wide.
+    values = {
+        "status": "sent",
+        "sent_at": now,
+        "claimed_until": None,
+        "last_error": f"refused: {sorted(result.refused)}" if result.refused else None,
+    }
+    audit = audit_row(
+        "email",
+        now,
+        invoice_id=row["invoice_id"],
+        customer_id=row["customer_id"],
+        payment_method_id=row["payment_method_id"],
+        reason=row["kind"],
+        template=row["kind"],
+        to=row["to_addr"],
+        cc=list(row["cc"] or []),
+        subject=rendered.subject,
+        dedup_key=row["dedup_key"],
+        link=row["context"].get("update_url"),
+        message_id=row["message_id"],
+    )
+
     def sent(conn: Connection) -> None:
-        conn.execute(
-            update(notifications)
-            .where(notifications.c.id == row["id"])
-            .values(
-                status="sent",
-                sent_at=now,
-                claimed_until=None,
-                last_error=f"refused: {sorted(result.refused)}" if result.refused else None,
-            )
-        )
-        record(
-            conn,
-            "email",
-            now,
-            invoice_id=row["invoice_id"],
-            customer_id=row["customer_id"],
-            payment_method_id=row["payment_method_id"],
-            reason=row["kind"],
-            template=row["kind"],
-            to=row["to_addr"],
-            cc=list(row["cc"] or []),
-            subject=rendered.subject,
-            dedup_key=row["dedup_key"],
-            link=row["context"].get("update_url"),
-            message_id=row["message_id"],
-        )
+        _mark_sent(conn, row["id"], values, audit)
 
     return "sent", sent
+
+
+def _mark_sent(
+    conn: Connection, notification_id: int, values: dict[str, Any], audit: dict[str, Any]
+) -> None:
+    """Mark the row sent and write its audit row: one statement on PostgreSQL."""
+    mark = update(notifications).where(notifications.c.id == notification_id).values(**values)
+    if conn.dialect.name != "postgresql":  # SQLite has no UPDATE in a WITH clause
+        conn.execute(mark)
+        conn.execute(insert(audit_log), [audit])
+        return
+    marked = mark.returning(notifications.c.id).cte("marked")
+    columns = list(audit)
+    conn.execute(
+        insert(audit_log).from_select(
+            columns,
+            select(*(literal(audit[k], audit_log.c[k].type) for k in columns)).select_from(marked),
+        )
+    )
 
 
 def _update(notification_id: int, **values: object) -> Mark:

@@ -1,0 +1,141 @@
+"""A batch of outbox rows: leased at once, renewed before the lease can run out mid-send, given
+back when the batch fails, each email marked (with its audit row) right after its send."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from dunning.errors import MailTransient
+from dunning.mail.compose import OutgoingEmail
+from dunning.mail.message import message_id_for
+from dunning.mail.samples import sample_context
+from dunning.mail.transport import MemoryTransport, SendResult
+from dunning.services.outbox import send_notifications
+from dunning.store.tables import audit_log, notifications
+from schedules.producers import due_emails
+from tests.unit.pipeline.conftest import Pipeline
+
+SEND_S = 200.0  # each send takes this long on the virtual clock
+
+
+def queue(p: Pipeline, n: int) -> list[int]:
+    now = p.clock.now()
+    rows = [
+        {
+            "dedup_key": f"card_expiring:cus_{i}",
+            "kind": "card_expiring",
+            "customer_id": f"cus_{i}",
+            "to_addr": f"cus_{i}@example.com",
+            "cc": [],
+            "locale": "en",
+            "context": sample_context("card_expiring"),
+            "not_before": now,
+            "message_id": message_id_for(f"card_expiring:cus_{i}", p.c.settings.mail_from),
+            "created_at": now,
+        }
+        for i in range(n)
+    ]
+    with p.c.engine.begin() as conn:
+        return list(
+            conn.execute(insert(notifications).returning(notifications.c.id), rows).scalars()
+        )
+
+
+def leases(p: Pipeline) -> dict[int, Any]:
+    with p.c.engine.connect() as conn:
+        rows = conn.execute(select(notifications.c.id, notifications.c.claimed_until)).all()
+    return {r.id: r.claimed_until for r in rows}
+
+
+class SlowTransport(MemoryTransport):
+    """Each send moves the clock on, and first runs ``during`` (what another sender does)."""
+
+    def __init__(self, p: Pipeline, during: Any = None, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.p, self.during, self.fail_at = p, during, fail_at
+
+    def send(self, message: OutgoingEmail | EmailMessage) -> SendResult:
+        if self.during is not None:
+            self.during()
+        if self.fail_at is not None and len(self.sent) == self.fail_at:
+            raise RuntimeError("the worker is going down")
+        self.p.advance(timedelta(seconds=SEND_S))
+        return super().send(message)
+
+
+def test_a_batch_is_leased_at_once_and_each_email_is_marked_with_its_audit_row(
+    pipeline: Pipeline,
+) -> None:
+    ids = queue(pipeline, 3)
+    result = send_notifications(pipeline.c, ids, pipeline.clock.now())
+    assert result == {i: "sent" for i in ids}
+    assert [m["To"] for m in pipeline.mail.sent] == [f"cus_{i}@example.com" for i in range(3)]
+    assert pipeline.count(notifications, notifications.c.status == "sent") == 3
+    with pipeline.c.engine.connect() as conn:
+        audit = conn.execute(select(audit_log.c.data).where(audit_log.c.kind == "email")).all()
+    assert sorted(a.data["to"] for a in audit) == [f"cus_{i}@example.com" for i in range(3)]
+    assert set(leases(pipeline).values()) == {None}
+    assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {}  # nothing twice
+
+
+def test_the_lease_is_renewed_before_a_send_could_outlive_it(pipeline: Pipeline) -> None:
+    """Another sender polling during the batch never gets a row the batch still holds."""
+    ids = queue(pipeline, 5)
+    lease_s = pipeline.c.settings.timing.claim_lease_s
+    bound_s = pipeline.c.settings.smtp.timeout_s * 10 + 1
+    assert SEND_S * 5 > lease_s > bound_s  # the batch outlasts one lease
+    competitor: list[dict[int, str]] = []
+    slow = SlowTransport(
+        pipeline, during=lambda: competitor.append(
+            send_notifications(pipeline.c, ids, pipeline.clock.now())
+        ),
+    )  # fmt: skip
+    pipeline.c.transport = slow
+    started = pipeline.clock.now()
+    assert send_notifications(pipeline.c, ids, started) == {i: "sent" for i in ids}
+    assert competitor == [{}] * 5  # every poll found every row leased or sent
+    assert len(slow.sent) == 5
+    assert pipeline.clock.now() - started > timedelta(seconds=lease_s)
+
+
+def test_a_failing_batch_gives_back_the_rows_it_did_not_send(pipeline: Pipeline) -> None:
+    ids = queue(pipeline, 4)
+    pipeline.c.transport = SlowTransport(pipeline, fail_at=1)
+    with pytest.raises(RuntimeError, match="going down"):
+        send_notifications(pipeline.c, ids, pipeline.clock.now())
+    state = leases(pipeline)
+    assert state[ids[0]] is None  # sent and marked
+    assert state[ids[1]] is not None  # in flight when it failed: kept until its lease ends
+    assert state[ids[2]] is None and state[ids[3]] is None  # given back
+    retry = MemoryTransport()
+    pipeline.c.transport = retry
+    assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {
+        ids[2]: "sent",
+        ids[3]: "sent",
+    }
+
+
+def test_a_send_put_off_twice_is_enqueued_again_when_each_backoff_ends(
+    pipeline: Pipeline,
+) -> None:
+    [nid] = queue(pipeline, 1)
+    pipeline.mail.fail_next(2, MailTransient("421 try later"))
+    assert due_emails(pipeline.c, pipeline.clock.now()) == 1
+    pipeline.drain()
+    for attempt in (1, 2):
+        row = pipeline.row(notifications, nid)  # type: ignore[arg-type]
+        assert (row["send_attempts"], row["status"], row["enqueued_until"]) == (
+            attempt,
+            "pending",
+            None,
+        )
+        pipeline.advance(row["claimed_until"] - pipeline.clock.now())  # the backoff's end
+        assert due_emails(pipeline.c, pipeline.clock.now()) == 1
+        pipeline.drain()
+    assert len(pipeline.mail.sent) == 1
+    assert pipeline.row(notifications, nid)["status"] == "sent"  # type: ignore[arg-type]
