@@ -1,8 +1,8 @@
 """SMTP delivery over one reused aiosmtplib connection, behind the synchronous Transport port.
 
 A private event loop runs in a daemon thread; the client lives on that loop and is created at
-the first send, never at import or in the constructor. Sends are serialised (one client, one
-transaction at a time). A connection the server closed while idle is reopened once and the
+the first send, never at import or in the constructor. Sends are serialised on the loop (one
+client, one transaction at a time, queued there). A connection the server closed while idle is reopened once and the
 message resent; a copy that went out before the drop carries the same Message-ID.
 """
 
@@ -71,24 +71,38 @@ class SmtpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: aiosmtplib.SMTP | None = None
+        self._turn: asyncio.Lock | None = None  # one transaction at a time on the connection
         self._closed = False
         self.connections_opened = 0
 
     def send(self, message: Sendable) -> SendResult:
-        """Send one message; MailTransient to retry later, MailPermanent to give up."""
+        """Send one message; MailTransient to retry later, MailPermanent to give up.
+
+        Worker threads hand their messages to the loop, which sends them one after another
+        on the connection: the next transaction starts as soon as the last one ends, not
+        when the thread that waits for it next gets the interpreter.
+        """
         message = as_outgoing(message)
         with self._lock:
             if self._closed:
                 raise MailTransient("the SMTP transport is closed; send again after restart")
             loop = self._ensure_loop()
-            future = asyncio.run_coroutine_threadsafe(self._send(message), loop)
-            try:
-                return future.result(timeout=self._settings.timeout_s * SEND_WAIT_FACTOR)
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                raise MailTransient(
-                    f"SMTP send to {self._settings.host}:{self._settings.port} did not finish"
-                ) from None
+        future = asyncio.run_coroutine_threadsafe(self._in_turn(message), loop)
+        try:
+            return future.result(timeout=self._settings.timeout_s * SEND_WAIT_FACTOR)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise MailTransient(
+                f"SMTP send to {self._settings.host}:{self._settings.port} did not finish"
+            ) from None
+
+    async def _in_turn(self, message: OutgoingEmail) -> SendResult:
+        if self._turn is None:
+            self._turn = asyncio.Lock()  # made on the loop that uses it
+        async with self._turn:
+            if self._closed:
+                raise MailTransient("the SMTP transport is closed; send again after restart")
+            return await self._send(message)
 
     def close(self) -> None:
         """Say QUIT, then stop the loop thread. Safe to call twice."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from email.message import EmailMessage
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import SecretStr
 
 from config.settings import SmtpSettings, SmtpTls
 from dunning.errors import MailPermanent, MailTransient
+from dunning.mail.compose import OutgoingEmail, compose
 from dunning.mail.message import build_message, message_id_for
 from dunning.mail.render import render_email
 from dunning.mail.samples import sample_context
@@ -245,3 +247,41 @@ def test_login_uses_the_configured_credentials(
         t.close()
         controller.stop()
     assert len(sink.received) == (1 if delivered else 0)
+
+
+def test_composed_messages_from_many_threads_go_out_one_by_one_on_one_connection(
+    server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    kind = "payment_failed"
+    rendered = render_email(
+        kind, "da", sample_context(kind), brand_name="Acme", support_email="help@acme.test"
+    )
+
+    def composed(n: int) -> OutgoingEmail:
+        return compose(
+            rendered,
+            mail_from="Acme Billing <billing@acme.test>",
+            to=f"customer{n}@example.com",
+            cc=["books@example.com"],
+            message_id=message_id_for(f"{kind}:inv_{n}", "billing@acme.test"),
+        )
+
+    messages = [composed(n) for n in range(80)]
+    assert all(m.message is None for m in messages)  # the bytes path, not the email package
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(transport.send, messages))
+    assert all(r.refused == {} for r in results)
+    assert transport.connections_opened == 1
+    assert len({peer for peer, _, _ in sink.received}) == 1
+    got = {
+        parsed["Message-ID"]: (rcpts, parsed)
+        for _, rcpts, raw in sink.received
+        for parsed in [email.message_from_bytes(raw, policy=policy.default)]
+    }
+    assert set(got) == {m.message_id for m in messages}
+    for n, m in enumerate(messages):
+        rcpts, parsed = got[m.message_id]
+        assert rcpts == [f"customer{n}@example.com", "books@example.com"]
+        text = parsed.get_body(("plain",))
+        assert text is not None and "125,00\xa0€" in text.get_content()
+        assert parsed["Subject"] == rendered.subject
