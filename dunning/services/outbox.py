@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, literal, or_, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -191,12 +191,7 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
     log.info("email %s (%s) sent to customer %s", row["dedup_key"], row["kind"], row["customer_id"])
 
     # Written at once: the window in which a crash resends this message stays one message wide.
-    values = {
-        "status": "sent",
-        "sent_at": now,
-        "claimed_until": None,
-        "last_error": f"refused: {sorted(result.refused)}" if result.refused else None,
-    }
+    error = f"refused: {sorted(result.refused)}" if result.refused else None
     audit = audit_row(
         "email",
         now,
@@ -214,28 +209,42 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
     )
 
     def sent(conn: Connection) -> None:
-        _mark_sent(conn, row["id"], values, audit)
+        _mark_sent(conn, row["id"], now, error, audit)
 
     return "sent", sent
 
 
+_AUDIT_COLUMNS = ("at", "kind", "invoice_id", "subscription_id", "customer_id",
+                  "payment_method_id", "actor", "reason", "message", "data")  # fmt: skip
+_MARK = (
+    update(notifications)
+    .where(notifications.c.id == bindparam("notification_id"))
+    .values(
+        status="sent",
+        sent_at=bindparam("sent_at", type_=notifications.c.sent_at.type),
+        claimed_until=None,
+        last_error=bindparam("error", type_=notifications.c.last_error.type),
+    )
+)
+# PostgreSQL: the mark and its audit row in one statement, built once (its cache key too).
+_MARK_AND_AUDIT = insert(audit_log).from_select(
+    _AUDIT_COLUMNS,
+    select(
+        *(bindparam(f"audit_{k}", type_=audit_log.c[k].type) for k in _AUDIT_COLUMNS)
+    ).select_from(_MARK.returning(notifications.c.id).cte("marked")),
+)
+
+
 def _mark_sent(
-    conn: Connection, notification_id: int, values: dict[str, Any], audit: dict[str, Any]
+    conn: Connection, notification_id: int, at: datetime, error: str | None, audit: dict[str, Any]
 ) -> None:
     """Mark the row sent and write its audit row: one statement on PostgreSQL."""
-    mark = update(notifications).where(notifications.c.id == notification_id).values(**values)
+    mark = {"notification_id": notification_id, "sent_at": at, "error": error}
     if conn.dialect.name != "postgresql":  # SQLite has no UPDATE in a WITH clause
-        conn.execute(mark)
+        conn.execute(_MARK, mark)
         conn.execute(insert(audit_log), [audit])
         return
-    marked = mark.returning(notifications.c.id).cte("marked")
-    columns = list(audit)
-    conn.execute(
-        insert(audit_log).from_select(
-            columns,
-            select(*(literal(audit[k], audit_log.c[k].type) for k in columns)).select_from(marked),
-        )
-    )
+    conn.execute(_MARK_AND_AUDIT, mark | {f"audit_{k}": audit[k] for k in _AUDIT_COLUMNS})
 
 
 def _update(notification_id: int, **values: object) -> Mark:
