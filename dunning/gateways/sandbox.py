@@ -155,22 +155,35 @@ class SandboxGateway:
 
     # -- the Gateway protocol -----------------------------------------------------------------
     def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge once per idempotency key: a key charged before gets its first answer.
+
+        A scripted token looks the key up first (a repeat must not use up a scripted step);
+        otherwise the outcome is a pure function of the request, and the ledger's insert
+        tells a repeat apart, so a charge costs one ledger write, as a gateway call costs one
+        request.
+        """
         if request.token in self.deleted_tokens:
             return ChargeResult("declined", decline=_decline_for("invalid_account"))
-        existing = self.ledger.get(request.idempotency_key)
-        if existing is not None:
+        with self._lock:
+            scripted = request.token in self._scripts
+        if scripted and (existing := self.ledger.get(request.idempotency_key)) is not None:
             return _result_of(existing)
         outcome = self._next_outcome(request)
         if outcome.kind in NO_ANSWER and not outcome.charged:
+            if not scripted and (existing := self.ledger.get(request.idempotency_key)):
+                return _result_of(existing)
             raise GatewayUnavailable(
                 f"sandbox gateway {outcome.kind} for {request.idempotency_key}"
             )
         status = "declined" if outcome.kind == "declined" else "succeeded"
         if self.delay_s:
             time.sleep(self.delay_s / 2)  # the request on its way: nothing charged yet
-        stored = self.ledger.add(self._entry(request, status, outcome.decline))
+        entry = self._entry(request, status, outcome.decline)
+        stored = self.ledger.add(entry)
         if self.delay_s:
             time.sleep(self.delay_s / 2)  # the answer on its way back: charged, not yet known
+        if stored is not entry:  # charged under this key before: that answer stands
+            return _result_of(stored)
         if outcome.kind in NO_ANSWER:
             raise GatewayUnavailable(
                 f"sandbox gateway {outcome.kind} after charging {request.idempotency_key}"

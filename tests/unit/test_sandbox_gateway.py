@@ -147,3 +147,20 @@ def test_luhn_and_masking() -> None:
     masked = mask_pans("card 4242 4242 4242 4242 and order 1234567812345678")
     assert "4242 4242 4242 4242" not in masked and "[card ****4242]" in masked
     assert "1234567812345678" in masked
+
+
+@pytest.mark.parametrize("ledger", ["memory", "sql"])
+def test_a_repeated_key_gets_its_first_answer_without_a_second_entry(
+    ledger: str, tmp_path: object
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/ledger.sqlite3")
+    upgrade(engine)
+    gw = SandboxGateway(SqlLedger(engine)) if ledger == "sql" else SandboxGateway()
+    first = gw.charge(req("sbx_ok_1"))
+    assert gw.charge(req("sbx_ok_1")) == first  # same charge id: one charge
+    # Another gateway (another process) whose answer for the key was lost: charged already.
+    lost = SandboxGateway(gw.ledger, failure_rate=1.0)
+    assert lost.charge(req("sbx_ok_1")) == first
+    assert lost.charge(req("sbx_insufficient_funds_1")) == first  # the key decides, not the card
+    assert [e.charge_id for e in gw.ledger.entries()] == [first.charge_id]
+    engine.dispose()
