@@ -3,8 +3,9 @@
 On a first import almost nothing exists, and probing the index for every card, subscription and
 invoice id costs the database more than inserting them. So by default only the customers are
 looked up, then the default cards, cards, subscriptions and invoices of customers that exist;
-the writer checks that every child row of a new customer was really inserted and, if one was
-stored under another customer, redoes the chunk with ``full=True``.
+the writer checks that every child row of a new customer was really inserted (on PostgreSQL,
+where it COPYs them, the COPY fails instead) and, if one was stored under another customer,
+redoes the chunk with ``full=True``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class _Found:
         self.invoices: dict[str, str] = {}
 
     def read(self, conn: Connection, parts: list[Any]) -> None:
-        for kind, key, owner, extra in conn.execute(union_all(*parts)):
+        for kind, key, owner, extra in conn.execute(union_all(*parts)).all():
             if kind == "customer":
                 self.customers.add(key)
             elif kind == "default":

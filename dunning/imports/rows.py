@@ -11,6 +11,20 @@ from dunning.imports.state import Existing, default_card, keeps_card
 
 ACTOR = "import"
 
+# The keys of each kind of row, in the order the database reads them.
+CUSTOMER_FIELDS = ("id", "email", "name", "locale", "timezone", "billing_emails",
+                   "card_generation", "last_payment_at")  # fmt: skip
+CARD_FIELDS = ("id", "customer_id", "gateway", "token", "network", "last4", "exp_month",
+               "exp_year", "is_default", "status")  # fmt: skip
+SUBSCRIPTION_FIELDS = ("id", "customer_id", "plan", "amount", "currency", "interval", "status",
+                       "payment_method_id", "current_period_end", "last_payment_at",
+                       "suspended_at", "cancelled_at")  # fmt: skip
+INVOICE_FIELDS = ("id", "subscription_id", "customer_id", "amount", "currency", "status",
+                  "attempt_count", "first_failed_at", "next_attempt_at", "next_step_at",
+                  "last_decline_code")  # fmt: skip
+AUDIT_FIELDS = ("at", "kind", "invoice_id", "subscription_id", "customer_id",
+                "payment_method_id", "actor", "reason", "message", "data")  # fmt: skip
+
 
 @dataclass
 class ChunkRows:

@@ -27,6 +27,8 @@ class Existing:
 
 def ownership_errors(lineno: int, c: CustomerLine, existing: Existing) -> list[LineError]:
     """Ids this line names that are stored under another customer."""
+    if not (existing.cards or existing.subscriptions or existing.invoices):
+        return []
     taken = "already belongs to another customer"
     errors = []
     for i, pm in enumerate(c.payment_methods):
@@ -48,6 +50,8 @@ def keeps_card(card: str | None, existing: Existing) -> bool:
 
 def needs_state(lines: list[CustomerLine], existing: Existing) -> bool:
     """Whether rows built without ``existing`` would be wrong for these lines."""
+    if not existing.subscriptions:
+        return False
     return any(
         s.id in existing.subscriptions and keeps_card(s.payment_method or default_card(c), existing)
         for c in lines
@@ -67,6 +71,8 @@ class StateChanges:
 def state_changes(lines: list[CustomerLine], existing: Existing) -> StateChanges:
     """The default-card flips and explicit subscription statuses these lines ask for."""
     out = StateChanges()
+    if not existing.default_cards and not existing.subscriptions:
+        return out
     for c in lines:
         default = default_card(c)
         stored_default = existing.default_cards.get(c.id)
@@ -91,4 +97,7 @@ def state_changes(lines: list[CustomerLine], existing: Existing) -> StateChanges
 
 def default_card(c: CustomerLine) -> str | None:
     """The id of the card this line makes the default, if any."""
-    return next((pm.id for pm in c.payment_methods if pm.default), None)
+    for pm in c.payment_methods:  # a loop, not next(genexpr): this runs for every line
+        if pm.default:
+            return pm.id
+    return None

@@ -4,14 +4,17 @@ The ``WHERE`` makes a repeated import a no-op: a row whose columns already hold 
 values is not written, so its ``updated_at`` does not move. ``RETURNING id`` then names exactly
 the rows that were inserted or changed.
 
-A chunk travels as one JSON parameter (``INSERT … SELECT … FROM json_to_recordset(…)`` on
-PostgreSQL, ``json_each`` on SQLite).
+A chunk's rows are read from the staging tables on PostgreSQL (``INSERT … SELECT … FROM
+import_<table>``, filled by :mod:`dunning.imports.staging`) and from one JSON parameter on
+SQLite (``json_each``). Each statement is built once per dialect and then only executed: its
+parameters are the chunk's timestamp (and, on SQLite, the rows).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +28,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    column,
     false,
     func,
     literal_column,
@@ -37,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import JSON
 
+from dunning.imports.staging import copy_rows, staging_table
 from dunning.store.types import UtcDateTime
 
 
@@ -104,112 +107,122 @@ def id_table(conn: Connection, ids: Sequence[str]) -> Any:
     return func.json_each(payload).table_valued("value", name="ids")
 
 
-def _insert(
-    conn: Connection,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    same: dict[str, Any],
-    payload: str | None,
-) -> Any:
-    """``INSERT … SELECT`` from one JSON parameter; ``same`` holds values common to all rows.
-
-    A statement with a placeholder per value costs more on the client (building, binding,
-    parsing) than the insert costs the database.
-    """
-    names = list(rows[0])
-    if payload is None:
-        payload = encode_rows(conn.dialect, table, rows)
-    param = bindparam(None, payload, type_=Text)
-    common = [bindparam(None, v, type_=table.c[k].type).label(k) for k, v in same.items()]
-    if _is_pg(conn.dialect):
-        source = (
-            func.json_to_recordset(cast(param, postgresql.JSON))
-            .table_valued(*[column(name, table.c[name].type) for name in names])
-            .render_derived(name="imported", with_types=True)
-        )
-        values = select(*[source.c[name] for name in names], *common)
-        return postgresql.insert(table).from_select([*names, *same], values)
-    each = func.json_each(param).table_valued("value", name="imported")
-    extracted = [func.json_extract(each.c.value, f"$.{name}").label(name) for name in names]
-    # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT: "ON" would read as a join.
-    values = select(*extracted, *common).where(true())
-    return sqlite.insert(table).from_select([*names, *same], values)
-
-
 def _comparable(column: Any) -> Any:
     # PostgreSQL's json type has no equality operator; both sides are serialised the same way,
     # so their text compares.
     return cast(column, Text) if isinstance(column.type, JSON) else column
 
 
-def upsert(
-    conn: Connection,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    *,
-    now: datetime,
-    update: Iterable[str],
-    forward_only: Iterable[str] = (),
-    same: Iterable[str] = (),
-    guard: ColumnElement[bool] | None = None,
-    payload: str | None = None,
-) -> set[str]:
-    """Insert ``rows`` (all with the same keys) or update those that differ; return ids written.
+@dataclass(frozen=True, eq=False)
+class Write:
+    """How a chunk's rows of one table are written (the statement is built on first use).
 
     ``update`` columns take the imported value; ``forward_only`` columns (times the pipeline
     advances, such as ``last_payment_at``) only move later, never back. An existing row is
-    updated only when its ``same`` columns equal the imported ones and ``guard`` holds.
-    ``created_at`` and ``updated_at`` are ``now``; ``updated_at`` moves only on a real change.
-    ``payload`` is :func:`encode_rows` of ``rows`` when already made.
+    updated only when its ``same`` columns equal the imported ones and ``guard`` holds; with
+    ``new_only`` an existing row is left alone. ``created_at`` and ``updated_at`` are the
+    chunk's ``now``; ``updated_at`` moves only on a real change. ``RETURNING id`` names the
+    rows inserted or changed.
     """
-    if not rows:
-        return set()
-    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now}, payload)
-    new = stmt.excluded
-    set_: dict[str, Any] = {}
-    differs: list[ColumnElement[bool]] = []
-    for name in update:
-        set_[name] = new[name]
-        differs.append(_comparable(table.c[name]).is_distinct_from(_comparable(new[name])))
-    for name in forward_only:
-        later = and_(
-            new[name].is_not(None),
-            or_(table.c[name].is_(None), new[name] > table.c[name]),
-        )
-        set_[name] = case((later, new[name]), else_=table.c[name])
-        differs.append(later)
-    set_["updated_at"] = new["updated_at"]
-    where = or_(false(), *differs)
-    conditions = [table.c[name] == new[name] for name in same]
-    if guard is not None:
-        conditions.append(guard)
-    if conditions:
-        where = and_(*conditions, where)
-    stmt = stmt.on_conflict_do_update(index_elements=[table.c.id], set_=set_, where=where)
-    return set(conn.execute(stmt.returning(table.c.id)).scalars())
+
+    table: Table
+    fields: tuple[str, ...]
+    update: tuple[str, ...] = ()
+    forward_only: tuple[str, ...] = ()
+    same: tuple[str, ...] = ()
+    guard: ColumnElement[bool] | None = None
+    new_only: bool = False
+    _built: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def statement(self, dialect: Dialect) -> Any:
+        """The statement for ``dialect``; parameters ``stamp`` (and ``rows`` on SQLite)."""
+        built = self._built.get(dialect.name)
+        if built is None:
+            built = self._build(_is_pg(dialect))
+            self._built[dialect.name] = built
+        return built
+
+    def _build(self, pg: bool) -> Any:
+        table = self.table
+        stmt = _insert(pg, table, self.fields, stamped=True)
+        if self.new_only:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[table.c.id])
+            return stmt.returning(table.c.id)
+        new = stmt.excluded
+        set_: dict[str, Any] = {}
+        differs: list[ColumnElement[bool]] = []
+        for name in self.update:
+            set_[name] = new[name]
+            differs.append(_comparable(table.c[name]).is_distinct_from(_comparable(new[name])))
+        for name in self.forward_only:
+            later = and_(
+                new[name].is_not(None),
+                or_(table.c[name].is_(None), new[name] > table.c[name]),
+            )
+            set_[name] = case((later, new[name]), else_=table.c[name])
+            differs.append(later)
+        set_["updated_at"] = new["updated_at"]
+        where = or_(false(), *differs)
+        conditions = [table.c[name] == new[name] for name in self.same]
+        if self.guard is not None:
+            conditions.append(self.guard)
+        if conditions:
+            where = and_(*conditions, where)
+        stmt = stmt.on_conflict_do_update(index_elements=[table.c.id], set_=set_, where=where)
+        return stmt.returning(table.c.id)
 
 
-def insert_new(
+def _insert(pg: bool, table: Table, fields: Sequence[str], *, stamped: bool) -> Any:
+    """``INSERT … SELECT`` of ``fields`` from the chunk's rows, plus ``created_at`` and
+    ``updated_at`` from the ``stamp`` parameter when ``stamped``.
+
+    One statement per chunk: a placeholder per value costs more on the client (building,
+    binding, parsing) than the insert costs the database.
+    """
+    stamp = bindparam("stamp", type_=UtcDateTime())
+    common = [stamp.label("created_at"), stamp.label("updated_at")] if stamped else []
+    names = [*fields, *(("created_at", "updated_at") if stamped else ())]
+    if pg:
+        source = staging_table(table.name)
+        values = select(*[source.c[name] for name in fields], *common)
+        return postgresql.insert(table).from_select(names, values)
+    param = bindparam("rows", type_=Text)
+    each = func.json_each(param).table_valued("value", name="imported")
+    extracted = [func.json_extract(each.c.value, f"$.{name}").label(name) for name in fields]
+    # SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT: "ON" would read as a join.
+    values = select(*extracted, *common).where(true())
+    return sqlite.insert(table).from_select(names, values)
+
+
+def write_rows(
     conn: Connection,
-    table: Table,
+    spec: Write,
     rows: Sequence[dict[str, Any]],
     *,
     now: datetime,
     payload: str | None = None,
 ) -> set[str]:
-    """Insert the rows whose id is new, stamped ``now``; leave existing ones alone.
+    """Write ``rows`` as ``spec`` says; return the ids inserted or changed.
 
-    Returns the ids inserted.
+    On PostgreSQL the rows must be staged already (:func:`dunning.imports.staging.stage`); on
+    SQLite ``payload`` is :func:`encode_rows` of ``rows`` when already made.
     """
     if not rows:
         return set()
-    stmt = _insert(conn, table, rows, {"created_at": now, "updated_at": now}, payload)
-    stmt = stmt.on_conflict_do_nothing(index_elements=[table.c.id])
-    return set(conn.execute(stmt.returning(table.c.id)).scalars())
+    params: dict[str, Any] = {"stamp": now}
+    if not _is_pg(conn.dialect):
+        params["rows"] = payload or encode_rows(conn.dialect, spec.table, rows)
+    return set(conn.execute(spec.statement(conn.dialect), params).scalars())
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Plain multi-row insert (tables without a natural key, such as the audit log)."""
-    if rows:
-        stmt = _insert(conn, table, rows, {}, None)
-        conn.execute(stmt)
+def append_rows(
+    conn: Connection, table: Table, fields: tuple[str, ...], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Plain multi-row insert into a table without a natural key (such as the audit log)."""
+    if not rows:
+        return
+    if _is_pg(conn.dialect):
+        copy_rows(conn, table.name, table, fields, rows)
+        return
+    stmt = _insert(False, table, fields, stamped=False)
+    conn.execute(stmt, {"rows": encode_rows(conn.dialect, table, rows)})

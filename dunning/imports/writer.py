@@ -1,8 +1,13 @@
-"""Write one chunk of validated lines in one transaction, with multi-row upserts.
+"""Write one chunk of validated lines in one transaction, with COPY or multi-row upserts.
 
-:func:`prepare` builds a chunk's rows and parameters without the database (on the reading
-thread, while the previous chunk is written); :func:`write_chunk` looks up what is stored and
-uses them, or rebuilds them in the rare case the stored state changes a row.
+:func:`prepare` builds a chunk's rows (and, on SQLite, their JSON parameters) without the
+database, on the reading thread while the previous chunk is written; :func:`write_chunk` looks
+up what is stored and uses them, or rebuilds them in the rare case the stored state changes a
+row.
+
+On PostgreSQL a chunk none of whose customers is stored (every chunk of a first import) is
+COPYed straight into the tables; any other chunk is COPYed into staging tables
+(:mod:`dunning.imports.staging`) and upserted from there. SQLite upserts from JSON.
 
 Order matters: customers, then the default-card flip (the old default is cleared before the
 new one is set, because a partial unique index allows one default per customer), cards,
@@ -16,17 +21,34 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 
 from dunning.imports.checks import LineError
 from dunning.imports.lines import CustomerLine
 from dunning.imports.lookup import lookup
-from dunning.imports.rows import ChunkRows, build_rows
+from dunning.imports.moves import (
+    apply_statuses,
+    bump_card_generation,
+    clear_old_defaults,
+    move_subscriptions,
+)
+from dunning.imports.rows import (
+    AUDIT_FIELDS,
+    CARD_FIELDS,
+    CUSTOMER_FIELDS,
+    INVOICE_FIELDS,
+    SUBSCRIPTION_FIELDS,
+    ChunkRows,
+    build_rows,
+)
+from dunning.imports.staging import copy_rows, stage
 from dunning.imports.state import Existing, needs_state, ownership_errors, state_changes
-from dunning.imports.upsert import encode_rows, id_in, insert_new, insert_rows, upsert
-from dunning.model import SubscriptionStatus, allowed_sources
+from dunning.imports.upsert import Write, append_rows, encode_rows, write_rows
+from dunning.model import SubscriptionStatus
 from dunning.store.tables import audit_log, customers, invoices, payment_methods, subscriptions
 
 log = logging.getLogger(__name__)
@@ -34,6 +56,25 @@ log = logging.getLogger(__name__)
 CUSTOMER_COLUMNS = ("email", "name", "locale", "timezone", "billing_emails")
 CARD_COLUMNS = ("gateway", "token", "network", "last4", "exp_month", "exp_year", "is_default")
 SUBSCRIPTION_COLUMNS = ("plan", "amount", "currency", "interval", "payment_method_id")
+
+CUSTOMERS = Write(
+    customers, CUSTOMER_FIELDS, update=CUSTOMER_COLUMNS, forward_only=("last_payment_at",)
+)
+CARDS = Write(
+    payment_methods,
+    CARD_FIELDS,
+    update=CARD_COLUMNS,
+    same=("customer_id",),
+    guard=payment_methods.c.status == "active",
+)
+SUBSCRIPTIONS = Write(
+    subscriptions,
+    SUBSCRIPTION_FIELDS,
+    update=SUBSCRIPTION_COLUMNS,
+    forward_only=("current_period_end", "last_payment_at"),
+    same=("customer_id",),
+)
+INVOICES = Write(invoices, INVOICE_FIELDS, new_only=True)  # after that the pipeline owns them
 
 
 @dataclass
@@ -54,7 +95,8 @@ class ChunkResult:
 
 @dataclass
 class Prepared:
-    """A chunk's rows and their JSON parameters (by table name), built before the lookup."""
+    """A chunk's rows and, on SQLite, their JSON parameters (by table name), built before the
+    lookup."""
 
     rows: ChunkRows
     payloads: dict[str, str]
@@ -63,16 +105,25 @@ class Prepared:
 def prepare(dialect: Dialect, lines: Sequence[CustomerLine], now: datetime) -> Prepared:
     """Rows and parameters for ``lines`` as if nothing were stored (what is nearly always so)."""
     rows = build_rows(list(lines), Existing(), now)
-    tables = ((customers, rows.customers), (payment_methods, rows.cards),
-              (subscriptions, rows.subscriptions), (invoices, rows.invoices))  # fmt: skip
-    return Prepared(rows, {t.name: encode_rows(dialect, t, r) for t, r in tables if r})
+    if dialect.name == "postgresql":
+        return Prepared(rows, {})  # COPY encodes them while writing, in the driver's C code
+    payloads = {spec.table.name: encode_rows(dialect, spec.table, data)
+                for spec, data in _by_spec(rows) if data}  # fmt: skip
+    return Prepared(rows, payloads)
+
+
+def _by_spec(rows: ChunkRows) -> list[tuple[Write, list[dict[str, Any]]]]:
+    return [(CUSTOMERS, rows.customers), (CARDS, rows.cards),
+            (SUBSCRIPTIONS, rows.subscriptions), (INVOICES, rows.invoices)]  # fmt: skip
 
 
 class StoredElsewhere(Exception):
     """A new customer's card, subscription or invoice id is stored under another customer.
 
     Raised (and the transaction rolled back) only after a partial lookup; the chunk is then
-    written again with ``full=True``, which refuses the line that names it.
+    written again with ``full=True``, which refuses the line that names it. On PostgreSQL it
+    also stands for any unique clash of :func:`_insert_new`, such as a customer inserted by
+    another writer since the lookup: the upserts of the second try handle it.
     """
 
 
@@ -103,54 +154,10 @@ def write_chunk(
         rows, payloads = prepared.rows, prepared.payloads
     else:
         rows, payloads = build_rows(lines, existing, now), {}
-    changes = state_changes(lines, existing)
-    touched = upsert(
-        conn,
-        customers,
-        rows.customers,
-        now=now,
-        update=CUSTOMER_COLUMNS,
-        forward_only=("last_payment_at",),
-        payload=payloads.get(customers.name),
-    )
-    card_changed = _clear_old_defaults(conn, changes.old_defaults, now)
-    written = upsert(
-        conn,
-        payment_methods,
-        rows.cards,
-        now=now,
-        update=CARD_COLUMNS,
-        same=("customer_id",),
-        guard=payment_methods.c.status == "active",
-        payload=payloads.get(payment_methods.name),
-    )
-    written_cards = written
-    card_changed |= {rows.owner[key] for key in written}
-    _bump_card_generation(conn, sorted(card_changed & existing.customers), now)
-    touched |= card_changed
-    written = upsert(
-        conn,
-        subscriptions,
-        rows.subscriptions,
-        now=now,
-        update=SUBSCRIPTION_COLUMNS,
-        forward_only=("current_period_end", "last_payment_at"),
-        same=("customer_id",),
-        payload=payloads.get(subscriptions.name),
-    )
-    written_subs = written
-    touched |= {rows.owner[key] for key in written}
-    touched |= _apply_statuses(conn, changes.explicit_status, now)
-    new_invoices = insert_new(
-        conn, invoices, rows.invoices, now=now, payload=payloads.get(invoices.name)
-    )
-    if not full:
-        _check_new_children(lines, existing, written_cards | written_subs | new_invoices)
-    if new_invoices:
-        insert_rows(conn, audit_log, [rows.audit[key] for key in sorted(new_invoices)])
-        touched |= {rows.owner[key] for key in new_invoices}
-        subs_in_dunning = sorted({rows.invoice_subscription[key] for key in new_invoices})
-        _move_subscriptions(conn, subs_in_dunning, SubscriptionStatus.past_due, now)
+    if not full and not existing.customers and conn.dialect.name == "postgresql":
+        touched = _insert_new(conn, rows, now)
+    else:
+        touched = _upsert(conn, lines, existing, rows, payloads, now, full=full)
     for lineno, c in good:
         if c.id not in existing.customers:
             result.inserted.append(lineno)
@@ -168,67 +175,76 @@ def write_chunk(
     return result
 
 
+def _insert_new(conn: Connection, rows: ChunkRows, now: datetime) -> set[str]:
+    """PostgreSQL, no customer of the chunk stored: COPY every row straight into its table.
+
+    No staging and no ``ON CONFLICT``: a quarter less work for the database on a first
+    import. A child id stored under another customer (or a customer inserted since the lookup)
+    fails the COPY, and :class:`StoredElsewhere` has the chunk written again with upserts.
+    """
+    try:
+        for spec, data in _by_spec(rows):
+            copy_rows(conn, spec.table.name, spec.table, spec.fields, data, stamp=now)
+    except IntegrityError as exc:
+        raise StoredElsewhere(exc.orig) from exc
+    if rows.invoices:
+        append_rows(conn, audit_log, AUDIT_FIELDS, [rows.audit[key] for key in sorted(rows.audit)])
+        subs_in_dunning = sorted(set(rows.invoice_subscription.values()))
+        move_subscriptions(conn, subs_in_dunning, SubscriptionStatus.past_due, now)
+    return set()  # every line is new: nothing to tell apart as updated
+
+
+def _upsert(
+    conn: Connection,
+    lines: list[CustomerLine],
+    existing: Existing,
+    rows: ChunkRows,
+    payloads: dict[str, str],
+    now: datetime,
+    *,
+    full: bool,
+) -> set[str]:
+    """Insert or update every row, in the order the constraints need; return the customers
+    whose rows changed."""
+    changes = state_changes(lines, existing)
+    if conn.dialect.name == "postgresql":
+        stage(conn, {spec.table.name: data for spec, data in _by_spec(rows)})
+
+    def write(spec: Write, data: list[dict[str, Any]]) -> set[str]:
+        return write_rows(conn, spec, data, now=now, payload=payloads.get(spec.table.name))
+
+    touched = write(CUSTOMERS, rows.customers)
+    card_changed = clear_old_defaults(conn, changes.old_defaults, now)
+    written_cards = write(CARDS, rows.cards)
+    card_changed |= {rows.owner[key] for key in written_cards}
+    bump_card_generation(conn, sorted(card_changed & existing.customers), now)
+    touched |= card_changed
+    written_subs = write(SUBSCRIPTIONS, rows.subscriptions)
+    touched |= {rows.owner[key] for key in written_subs}
+    touched |= apply_statuses(conn, changes.explicit_status, now)
+    new_invoices = write(INVOICES, rows.invoices)
+    if not full:
+        _check_new_children(lines, existing, rows, written_cards | written_subs | new_invoices)
+    if new_invoices:
+        audit = [rows.audit[key] for key in sorted(new_invoices)]
+        append_rows(conn, audit_log, AUDIT_FIELDS, audit)
+        touched |= {rows.owner[key] for key in new_invoices}
+        subs_in_dunning = sorted({rows.invoice_subscription[key] for key in new_invoices})
+        move_subscriptions(conn, subs_in_dunning, SubscriptionStatus.past_due, now)
+    return touched
+
+
 def _check_new_children(
-    lines: Sequence[CustomerLine], existing: Existing, written: set[str]
+    lines: Sequence[CustomerLine], existing: Existing, rows: ChunkRows, written: set[str]
 ) -> None:
+    if not existing.customers:
+        # Every row is a new customer's, and ``written`` holds only ids of these rows.
+        if len(written) != len(rows.cards) + len(rows.subscriptions) + len(rows.invoices):
+            raise StoredElsewhere()
+        return
     for c in lines:
         if c.id in existing.customers:
             continue
         ids = [pm.id for pm in c.payment_methods] + [s.id for s in c.subscriptions]
         if not written.issuperset(ids + [inv.id for inv in c.invoices]):
             raise StoredElsewhere(c.id)
-
-
-def _clear_old_defaults(conn: Connection, ids: list[str], now: datetime) -> set[str]:
-    """Unset the default flag of these cards; return their customers."""
-    pm = payment_methods.c
-    changed: set[str] = set()
-    if ids:
-        stmt = (
-            update(payment_methods)
-            .where(id_in(conn, pm.id, ids), pm.is_default, pm.status == "active")
-            .values(is_default=False, updated_at=now)
-            .returning(pm.customer_id)
-        )
-        changed.update(conn.scalars(stmt))
-    return changed
-
-
-def _bump_card_generation(conn: Connection, ids: list[str], now: datetime) -> None:
-    # Links carry the generation: a card changed by an import invalidates older links too.
-    if ids:
-        conn.execute(
-            update(customers)
-            .where(id_in(conn, customers.c.id, ids))
-            .values(card_generation=customers.c.card_generation + 1, updated_at=now)
-        )
-
-
-def _apply_statuses(conn: Connection, wanted: dict[str, str], now: datetime) -> set[str]:
-    touched: set[str] = set()
-    for status in sorted(set(wanted.values())):
-        ids = sorted(key for key, value in wanted.items() if value == status)
-        touched |= _move_subscriptions(conn, ids, SubscriptionStatus(status), now)
-    return touched
-
-
-def _move_subscriptions(
-    conn: Connection, ids: list[str], target: SubscriptionStatus, now: datetime
-) -> set[str]:
-    """Move subscriptions to ``target`` where the lifecycle allows it; return their customers."""
-    sc = subscriptions.c
-    values: dict[str, object] = {"status": str(target), "updated_at": now}
-    if target is SubscriptionStatus.suspended:
-        values["suspended_at"] = now
-    elif target is SubscriptionStatus.cancelled:
-        values["cancelled_at"] = now
-    touched: set[str] = set()
-    if ids:
-        stmt = (
-            update(subscriptions)
-            .where(id_in(conn, sc.id, ids), sc.status.in_(sorted(allowed_sources(target))))
-            .values(values)
-            .returning(sc.customer_id)
-        )
-        touched.update(conn.scalars(stmt))
-    return touched
