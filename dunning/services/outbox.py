@@ -7,14 +7,15 @@ the server's acceptance and the mark, the lease runs out and the row is sent aga
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, insert, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -214,8 +215,6 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
     return "sent", sent
 
 
-_AUDIT_COLUMNS = ("at", "kind", "invoice_id", "subscription_id", "customer_id",
-                  "payment_method_id", "actor", "reason", "message", "data")  # fmt: skip
 _MARK = (
     update(notifications)
     .where(notifications.c.id == bindparam("notification_id"))
@@ -226,25 +225,35 @@ _MARK = (
         last_error=bindparam("error", type_=notifications.c.last_error.type),
     )
 )
-# PostgreSQL: the mark and its audit row in one statement, built once (its cache key too).
-_MARK_AND_AUDIT = insert(audit_log).from_select(
-    _AUDIT_COLUMNS,
-    select(
-        *(bindparam(f"audit_{k}", type_=audit_log.c[k].type) for k in _AUDIT_COLUMNS)
-    ).select_from(_MARK.returning(notifications.c.id).cte("marked")),
+# PostgreSQL: the mark and its audit row in one statement, handed to the driver as it is (the
+# outbox runs it once per email; compiling it each time cost more than PostgreSQL running it).
+_MARK_AND_AUDIT_PG = """
+WITH marked AS (
+    UPDATE notifications
+    SET status = 'sent', sent_at = %(at)s, claimed_until = NULL, last_error = %(error)s
+    WHERE id = %(id)s
+    RETURNING id
 )
+INSERT INTO audit_log (at, kind, invoice_id, subscription_id, customer_id, payment_method_id,
+                       actor, reason, message, data)
+SELECT %(at)s, %(kind)s, %(invoice_id)s, %(subscription_id)s, %(customer_id)s,
+       %(payment_method_id)s, %(actor)s, %(reason)s, %(message)s, CAST(%(data)s AS JSON)
+FROM marked
+"""
 
 
 def _mark_sent(
     conn: Connection, notification_id: int, at: datetime, error: str | None, audit: dict[str, Any]
 ) -> None:
     """Mark the row sent and write its audit row: one statement on PostgreSQL."""
-    mark = {"notification_id": notification_id, "sent_at": at, "error": error}
     if conn.dialect.name != "postgresql":  # SQLite has no UPDATE in a WITH clause
-        conn.execute(_MARK, mark)
+        conn.execute(_MARK, {"notification_id": notification_id, "sent_at": at, "error": error})
         conn.execute(insert(audit_log), [audit])
         return
-    conn.execute(_MARK_AND_AUDIT, mark | {f"audit_{k}": audit[k] for k in _AUDIT_COLUMNS})
+    params = {k: v for k, v in audit.items() if k not in ("at", "data")}
+    params |= {"id": notification_id, "at": at.astimezone(UTC), "error": error,
+               "data": json.dumps(audit["data"])}  # fmt: skip
+    conn.exec_driver_sql(_MARK_AND_AUDIT_PG, params)
 
 
 def _update(notification_id: int, **values: object) -> Mark:
