@@ -81,14 +81,21 @@ def scrub_card_data(value: Any) -> Any:
         item = holder[at]
         if isinstance(item, str):
             holder[at] = _mask_text(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            digits = str(item)  # a card number sent as a JSON number
+            masked = _mask_text(digits)
+            if masked != digits:
+                holder[at] = masked
         elif isinstance(item, list):
             holder[at] = items = list(item)
             stack.extend((items, i) for i in range(len(items)))
         elif isinstance(item, dict):
-            holder[at] = fields = dict(item)
-            for key in fields:
+            holder[at] = fields = {}
+            for key, field in item.items():
+                name = _mask_text(key) if isinstance(key, str) else key  # a number as a key
                 if _security_code_key(key):
-                    fields[key] = "[removed]"
+                    fields[name] = "[removed]"
                 else:
-                    stack.append((fields, key))
+                    fields[name] = field
+                    stack.append((fields, name))
     return root[0]

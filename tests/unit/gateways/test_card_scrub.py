@@ -108,3 +108,16 @@ def test_deep_nesting_is_scrubbed_without_recursion() -> None:
     for _ in range(depth):
         scrubbed = scrubbed[0]["x"]
     assert scrubbed == "[card ****4242]"
+
+
+def test_card_numbers_sent_as_json_numbers_or_used_as_keys_are_masked() -> None:
+    payload = {
+        "pan": int(VISA_PLAIN),
+        "by_card": {VISA_PLAIN: "primary", "amount": 4242424242424241},
+        "amounts": [12500, 4000000000000002, 0, -5],
+    }
+    scrubbed = scrub_card_data(payload)
+    assert scrubbed["pan"] == "[card ****0002]"
+    assert scrubbed["by_card"] == {"[card ****0002]": "primary", "amount": 4242424242424241}
+    assert scrubbed["amounts"] == [12500, "[card ****0002]", 0, -5]
+    assert VISA_PLAIN not in repr(scrubbed)
