@@ -35,5 +35,10 @@ class MailTransient(TransientError):
     """The SMTP server failed in a way that may pass; the message is retried later."""
 
 
+class MailUnavailable(MailTransient):
+    """No SMTP server takes mail at all for now (unreachable, closing, timing out, closed):
+    every message would fail the same way, not only this one."""
+
+
 class MailPermanent(PermanentError):
     """The SMTP server refused the message for good (5xx): it is marked failed, not retried."""

@@ -2,8 +2,10 @@
 
 A private event loop runs in a daemon thread; the client lives on that loop and is created at
 the first send, never at import or in the constructor. Sends are serialised on the loop (one
-client, one transaction at a time, queued there). A connection the server closed while idle is reopened once and the
-message resent; a copy that went out before the drop carries the same Message-ID.
+client, one transaction at a time, queued there). A connection the server closed while idle is
+reopened once and the message resent; a copy that went out before the drop carries the same
+Message-ID. A failure every message would share (no server, a closed transport) is
+:class:`MailUnavailable`, so that the outbox puts off the rest of its batch at once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from aiosmtplib import (
 )
 
 from config.settings import SmtpSettings, SmtpTls
-from dunning.errors import ConfigError, MailPermanent, MailTransient
+from dunning.errors import ConfigError, MailPermanent, MailTransient, MailUnavailable
 from dunning.mail.compose import OutgoingEmail
 from dunning.mail.transport import Sendable, SendResult, all_refused, as_outgoing
 
@@ -85,14 +87,14 @@ class SmtpTransport:
         message = as_outgoing(message)
         with self._lock:
             if self._closed:
-                raise MailTransient("the SMTP transport is closed; send again after restart")
+                raise MailUnavailable("the SMTP transport is closed; send again after restart")
             loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(self._in_turn(message), loop)
         try:
             return future.result(timeout=self._settings.timeout_s * SEND_WAIT_FACTOR)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise MailTransient(
+            raise MailUnavailable(
                 f"SMTP send to {self._settings.host}:{self._settings.port} did not finish"
             ) from None
 
@@ -101,7 +103,7 @@ class SmtpTransport:
             self._turn = asyncio.Lock()  # made on the loop that uses it
         async with self._turn:
             if self._closed:
-                raise MailTransient("the SMTP transport is closed; send again after restart")
+                raise MailUnavailable("the SMTP transport is closed; send again after restart")
             return await self._send(message)
 
     def close(self) -> None:
@@ -189,16 +191,17 @@ class SmtpTransport:
                 raise MailPermanent(answer) from exc
             if exc.code == _SERVICE_CLOSING:
                 self._drop()
+                raise MailUnavailable(answer) from exc
             raise MailTransient(answer) from exc
         except SMTPNotSupported as exc:
             self._drop()
-            raise MailTransient(
+            raise MailUnavailable(
                 f"SMTP {where} lacks a feature we need ({exc}); check DUNNING_SMTP__TLS"
             ) from exc
         except (SMTPException, OSError) as exc:
             # connection refused or lost, timeouts, TLS failures: the server may come back
             self._drop()
-            raise MailTransient(f"SMTP {where} unreachable: {exc}") from exc
+            raise MailUnavailable(f"SMTP {where} unreachable: {exc}") from exc
         except ValueError as exc:
             raise MailPermanent(f"message cannot be sent: {exc}") from exc
         except asyncio.CancelledError:

@@ -3,6 +3,10 @@
 A row is claimed (a lease) before it is sent and marked sent after. If the process dies between
 the server's acceptance and the mark, the lease runs out and the row is sent again with the same
 ``Message-ID``: the one duplicate SMTP allows, and one a mail client folds away.
+
+``send_attempts`` counts the messages handed to the server. A failure of one message puts it
+off by its own backoff; a server that takes no mail at all (:class:`MailUnavailable`) puts off
+the rest of the batch untried, so an outage costs one try per batch, not one per email.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from dunning.bootstrap import Container
-from dunning.errors import MailPermanent, MailTransient, PermanentError
+from dunning.errors import MailPermanent, MailTransient, MailUnavailable, PermanentError
 from dunning.mail.compose import compose
 from dunning.mail.render import render_email
 from dunning.mail.smtp import SEND_WAIT_FACTOR
@@ -28,6 +32,7 @@ from dunning.services.audit import audit_row
 from dunning.store.tables import audit_log, notifications
 
 log = logging.getLogger(__name__)
+_LEASE_TYPE = notifications.c.claimed_until.type
 
 # How a send's outcome is written, on the batch's connection.
 Mark = Callable[[Connection], None]
@@ -73,6 +78,12 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
             row = pending.popleft()
             try:
                 results[row["id"]], mark = _send_one(c, row, at)
+            except MailUnavailable as exc:
+                # No server takes mail now: the rest of the batch would fail the same way.
+                rest = [row, *pending]
+                _put_off(conn, c, rest, at, lease, exc)
+                results.update((r["id"], "deferred") for r in rest)
+                break
             except BaseException:
                 _release(conn, [r["id"] for r in pending], lease)
                 raise
@@ -103,7 +114,7 @@ def _claim(conn: Connection, ids: Sequence[int], now: datetime, lease: datetime)
             conn.execute(
                 update(notifications)
                 .where(*_due(ids, now))
-                .values(claimed_until=lease, send_attempts=notifications.c.send_attempts + 1)
+                .values(claimed_until=lease)
                 .returning(*notifications.c)
             )
             .mappings()
@@ -133,6 +144,39 @@ def _renew(
             ).scalars()
         )
     return renewed, deque(r for r in rows if r["id"] in kept)
+
+
+def _put_off(
+    conn: Connection, c: Container, rows: list[Any], now: datetime, lease: datetime, exc: Exception
+) -> None:
+    """Put off ``rows`` (each by its own backoff) in one statement; the producer enqueues each
+    again when its backoff ends."""
+    tries = [1] + [0] * (len(rows) - 1)  # the first was tried; the others are not sent
+    until = [now + _backoff(c, r["send_attempts"] + n) for r, n in zip(rows, tries, strict=True)]
+    with conn.begin():
+        conn.execute(
+            update(notifications)
+            .where(
+                notifications.c.id == bindparam("row_id"),
+                notifications.c.claimed_until == bindparam("lease", type_=_LEASE_TYPE),
+            )
+            .values(
+                claimed_until=bindparam("until", type_=_LEASE_TYPE),
+                send_attempts=notifications.c.send_attempts + bindparam("tries"),
+                enqueued_until=None,
+                last_error=str(exc)[:500],
+            ),
+            [
+                {"row_id": r["id"], "lease": lease, "until": u, "tries": n}
+                for r, u, n in zip(rows, until, tries, strict=True)
+            ],
+        )
+    log.warning(
+        "SMTP unavailable (%s): %d emails put off until %s at the latest",
+        exc,
+        len(rows),
+        max(until).isoformat(),
+    )
 
 
 def _release(conn: Connection, ids: list[int], lease: datetime) -> None:
@@ -171,8 +215,10 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
             date=now,
         )
         result = c.transport.send(message)
+    except MailUnavailable:
+        raise
     except MailTransient as exc:
-        retry_at = now + _backoff(c, row["send_attempts"])
+        retry_at = now + _backoff(c, row["send_attempts"] + 1)
         log.warning(
             "email %s (%s) deferred until %s: %s",
             row["dedup_key"],
@@ -181,11 +227,13 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
             exc,
         )
         # The producer may enqueue it again as soon as the backoff ends.
-        deferred = {"claimed_until": retry_at, "enqueued_until": None, "last_error": str(exc)[:500]}
+        deferred = {"claimed_until": retry_at, "enqueued_until": None, "last_error": str(exc)[:500],
+                    "send_attempts": notifications.c.send_attempts + 1}  # fmt: skip
         return "deferred", _update(row["id"], **deferred)
     except (MailPermanent, PermanentError) as exc:
         log.error("email %s (%s) refused for good: %s", row["dedup_key"], row["kind"], exc)
-        failed = {"status": "failed", "claimed_until": None, "last_error": str(exc)[:500]}
+        failed = {"status": "failed", "claimed_until": None, "last_error": str(exc)[:500],
+                  "send_attempts": notifications.c.send_attempts + 1}  # fmt: skip
         return "failed", _update(row["id"], **failed)
     if result.refused:
         log.warning("email %s: recipients refused %s", row["dedup_key"], sorted(result.refused))
@@ -223,6 +271,7 @@ _MARK = (
         sent_at=bindparam("sent_at", type_=notifications.c.sent_at.type),
         claimed_until=None,
         last_error=bindparam("error", type_=notifications.c.last_error.type),
+        send_attempts=notifications.c.send_attempts + 1,
     )
 )
 # PostgreSQL: the mark and its audit row in one statement, handed to the driver as it is (the
@@ -230,7 +279,8 @@ _MARK = (
 _MARK_AND_AUDIT_PG = """
 WITH marked AS (
     UPDATE notifications
-    SET status = 'sent', sent_at = %(at)s, claimed_until = NULL, last_error = %(error)s
+    SET status = 'sent', sent_at = %(at)s, claimed_until = NULL, last_error = %(error)s,
+        send_attempts = send_attempts + 1
     WHERE id = %(id)s
     RETURNING id
 )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from dunning.errors import MailTransient
+from dunning.errors import MailTransient, MailUnavailable
 from dunning.mail.compose import OutgoingEmail
 from dunning.mail.message import message_id_for
 from dunning.mail.samples import sample_context
@@ -139,3 +139,33 @@ def test_a_send_put_off_twice_is_enqueued_again_when_each_backoff_ends(
         pipeline.drain()
     assert len(pipeline.mail.sent) == 1
     assert pipeline.row(notifications, nid)["status"] == "sent"  # type: ignore[arg-type]
+
+
+def test_an_unavailable_server_puts_off_the_rest_of_the_batch_without_trying_it(
+    pipeline: Pipeline,
+) -> None:
+    ids = queue(pipeline, 4)
+    tries: list[str] = []
+
+    class Down(MemoryTransport):
+        def send(self, message: OutgoingEmail | EmailMessage) -> SendResult:
+            tries.append("send")
+            raise MailUnavailable("SMTP 127.0.0.1:25 unreachable: connection refused")
+
+    pipeline.c.transport = Down()
+    now = pipeline.clock.now()
+    assert send_notifications(pipeline.c, ids, now) == {i: "deferred" for i in ids}
+    assert tries == ["send"]  # one try; the other three were not sent to a dead server
+    with pipeline.c.engine.connect() as conn:
+        rows = conn.execute(select(notifications).order_by(notifications.c.id)).mappings().all()
+    backoff = timedelta(seconds=pipeline.c.settings.timing.mail_retry_base_s)
+    assert [(r["status"], r["claimed_until"], r["enqueued_until"]) for r in rows] == [
+        ("pending", now + backoff, None)
+    ] * 4
+    assert all("unreachable" in r["last_error"] for r in rows)
+    assert [r["send_attempts"] for r in rows] == [1, 0, 0, 0]  # only the first was handed over
+    pipeline.c.transport = pipeline.mail
+    assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {}  # backing off
+    pipeline.advance(backoff)
+    assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {i: "sent" for i in ids}
+    assert len(pipeline.mail.sent) == 4
