@@ -78,6 +78,8 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
             row = pending.popleft()
             try:
                 results[row["id"]], mark = _send_one(c, row, at)
+                with conn.begin():
+                    mark(conn)
             except MailUnavailable as exc:
                 # No server takes mail now: the rest of the batch would fail the same way.
                 rest = [row, *pending]
@@ -85,10 +87,10 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
                 results.update((r["id"], "deferred") for r in rest)
                 break
             except BaseException:
+                # This row keeps its lease (it may have gone out: when the lease ends it is
+                # sent again with the same Message-ID); the rows after it are given back.
                 _release(conn, [r["id"] for r in pending], lease)
                 raise
-            with conn.begin():
-                mark(conn)
     return results
 
 

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
+from sqlalchemy.exc import OperationalError
 
 from dunning.errors import MailTransient, MailUnavailable
 from dunning.mail.compose import OutgoingEmail
 from dunning.mail.message import message_id_for
 from dunning.mail.samples import sample_context
 from dunning.mail.transport import MemoryTransport, SendResult
+from dunning.services import outbox
 from dunning.services.outbox import send_notifications
 from dunning.store.tables import audit_log, notifications
 from schedules.producers import due_emails
@@ -169,3 +171,34 @@ def test_an_unavailable_server_puts_off_the_rest_of_the_batch_without_trying_it(
     pipeline.advance(backoff)
     assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {i: "sent" for i in ids}
     assert len(pipeline.mail.sent) == 4
+
+
+def test_a_failed_mark_keeps_that_row_leased_and_gives_back_the_rest(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The email whose mark failed may have gone out: it waits for its lease and goes again
+    with the same Message-ID; the emails after it were not sent and go at once."""
+    ids = queue(pipeline, 4)
+    real = outbox._mark_sent
+    calls: list[int] = []
+
+    def flaky(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+        real(*args)
+
+    monkeypatch.setattr(outbox, "_mark_sent", flaky)
+    with pytest.raises(OperationalError):
+        send_notifications(pipeline.c, ids, pipeline.clock.now())
+    state = leases(pipeline)
+    assert state[ids[0]] is None and state[ids[1]] is not None
+    assert state[ids[2]] is None and state[ids[3]] is None
+    assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {
+        ids[2]: "sent",
+        ids[3]: "sent",
+    }
+    pipeline.advance(state[ids[1]] - pipeline.clock.now())  # the lease ends
+    assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {ids[1]: "sent"}
+    sent = [m["Message-ID"] for m in pipeline.mail.sent]
+    assert len(sent) == 5 and sent.count(sent[1]) == 2  # the one duplicate, same Message-ID
