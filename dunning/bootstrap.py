@@ -76,6 +76,13 @@ class Container:
         return make_transport(self.settings)
 
     def close(self) -> None:
+        """Release what this container built (not what was handed to it): the mail transport
+        (an SMTP connection says QUIT), the gateway's client, the database pool."""
+        for part in ("transport", "gateway"):
+            if part in self.__dict__ and part not in self.overrides:
+                close = getattr(self.__dict__[part], "close", None)
+                if close is not None:
+                    close()
         if "engine" in self.__dict__ and "engine" not in self.overrides:
             self.engine.dispose()
 

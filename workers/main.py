@@ -10,6 +10,7 @@ from __future__ import annotations
 from dunning.bootstrap import bootstrap
 from dunning.logs import configure_logging
 from workers.broker import make_broker, setup
+from workers.context import CloseOnShutdown
 
 container = bootstrap()
 configure_logging(container.settings)
@@ -21,3 +22,4 @@ broker = setup(
         heartbeat_timeout_s=container.settings.timing.broker_heartbeat_timeout_s,
     ),
 )
+broker.add_middleware(CloseOnShutdown())
