@@ -34,6 +34,7 @@ from dunning.mail.transport import Sendable, SendResult, all_refused, as_outgoin
 logger = logging.getLogger(__name__)
 
 _SERVICE_CLOSING = 421
+_CLOSED = "the SMTP transport is closed; send again after restart"
 # A send is several socket operations, each bounded by timeout_s; this only guards a stuck loop.
 SEND_WAIT_FACTOR = 10
 
@@ -42,6 +43,13 @@ def _dropped_while_idle(exc: BaseException) -> bool:
     if isinstance(exc, SMTPServerDisconnected):
         return True
     return isinstance(exc, SMTPResponseException) and exc.code == _SERVICE_CLOSING
+
+
+async def _cancel_others() -> None:
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 async def _hand_over(client: aiosmtplib.SMTP, message: OutgoingEmail) -> dict[str, Any]:
@@ -87,7 +95,7 @@ class SmtpTransport:
         message = as_outgoing(message)
         with self._lock:
             if self._closed:
-                raise MailUnavailable("the SMTP transport is closed; send again after restart")
+                raise MailUnavailable(_CLOSED)
             loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(self._in_turn(message), loop)
         try:
@@ -97,13 +105,15 @@ class SmtpTransport:
             raise MailUnavailable(
                 f"SMTP send to {self._settings.host}:{self._settings.port} did not finish"
             ) from None
+        except concurrent.futures.CancelledError:
+            raise MailUnavailable(_CLOSED) from None
 
     async def _in_turn(self, message: OutgoingEmail) -> SendResult:
         if self._turn is None:
             self._turn = asyncio.Lock()  # made on the loop that uses it
         async with self._turn:
             if self._closed:
-                raise MailUnavailable("the SMTP transport is closed; send again after restart")
+                raise MailUnavailable(_CLOSED)
             return await self._send(message)
 
     def close(self) -> None:
@@ -121,6 +131,10 @@ class SmtpTransport:
                 )
             except concurrent.futures.TimeoutError:
                 logger.warning("SMTP QUIT timed out; closing the socket")
+            try:  # a send still waiting for its turn is answered now, not at its time-out
+                asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(timeout=1)
+            except concurrent.futures.TimeoutError:
+                logger.warning("SMTP sends still waiting at close did not stop")
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=self._settings.timeout_s)
             if not thread.is_alive():
@@ -210,6 +224,13 @@ class SmtpTransport:
             raise
 
     async def _quit(self) -> None:
+        if self._turn is not None:  # after the transaction under way, if any
+            async with self._turn:
+                await self._say_quit()
+        else:
+            await self._say_quit()
+
+    async def _say_quit(self) -> None:
         client, self._client = self._client, None
         if client is None:
             return

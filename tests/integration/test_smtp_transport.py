@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
@@ -285,3 +286,32 @@ def test_composed_messages_from_many_threads_go_out_one_by_one_on_one_connection
         text = parsed.get_body(("plain",))
         assert text is not None and "125,00\xa0€" in text.get_content()
         assert parsed["Subject"] == rendered.subject
+
+
+def test_close_while_threads_send_lets_the_transaction_under_way_finish(
+    server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    """Each send either went out whole or was refused as closed: QUIT waits its turn."""
+    messages = [message(n) for n in range(60)]
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def send(m: EmailMessage) -> None:
+        try:
+            transport.send(m)
+            result = "sent"
+        except MailUnavailable as exc:
+            assert "closed" in str(exc)
+            result = "closed"
+        with lock:
+            outcomes.append(result)
+            if len(outcomes) == 20:
+                threading.Thread(target=transport.close).start()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(send, messages))
+    assert len(outcomes) == 60 and "closed" in outcomes
+    assert len(sink.received) == outcomes.count("sent")
+    got = {email.message_from_bytes(raw, policy=policy.default)["Message-ID"]
+           for _, _, raw in sink.received}  # fmt: skip
+    assert len(got) == outcomes.count("sent")
