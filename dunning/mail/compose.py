@@ -171,7 +171,8 @@ def _sender(mail_from: str) -> tuple[str, str]:
 def _subject(subject: str, message_id: str) -> str:
     if "\r" in subject or "\n" in subject:
         raise BadMessage(f"cannot build message {message_id}: the subject has a line break")
-    if _PRINTABLE.fullmatch(subject) and len(subject) <= _FOLD_AT - len("Subject: "):
+    plain = _PRINTABLE.fullmatch(subject) and "=?" not in subject  # no look-alike encoded word
+    if plain and len(subject) <= _FOLD_AT - len("Subject: "):
         return subject
     words = (base64.b64encode(w).decode("ascii") for w in _words(subject))
     return "\r\n ".join(f"=?utf-8?b?{w}?=" for w in words)

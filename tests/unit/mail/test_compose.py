@@ -67,6 +67,13 @@ def test_a_non_ascii_subject_is_encoded_and_long_lines_are_wrapped() -> None:
     assert_same(composed, built)
 
 
+def test_a_subject_that_looks_encoded_reads_back_as_written() -> None:
+    # (the email package itself would write it raw, and a reader would decode it to "Hi")
+    subject = "Invoice =?utf-8?b?SGk=?= due"
+    composed, _ = both(RenderedEmail(subject, "t\n", "<p>h</p>"))
+    assert composed.parsed()["Subject"] == subject
+
+
 @pytest.mark.parametrize(
     "changes",
     [
