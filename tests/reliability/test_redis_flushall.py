@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dunning.redis_keys import SCHEDULER_LEADER, delayed, queue
+from dunning.redis_keys import SCHEDULER_LEADER, delayed_messages, queue
 from tests.integration.conftest import Pipeline, as_text
 from tests.reliability.invariants import progress
 from tests.reliability.run import finish, start, under_way
@@ -22,7 +22,7 @@ def messages_held(p: Pipeline) -> dict[str, int]:
     acks = [as_text(k) for k in r.keys("dramatiq:__acks__.*")]
     return {
         "ready": sum(int(r.llen(queue(q))) for q in QUEUES),
-        "delayed": sum(int(r.zcard(delayed(q))) for q in QUEUES),
+        "delayed": sum(int(r.hlen(delayed_messages(q))) for q in QUEUES),
         "unacked": sum(int(r.scard(k)) for k in acks),
     }
 
