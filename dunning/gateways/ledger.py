@@ -8,15 +8,14 @@ processes charged. The unique key makes a second entry for the same key impossib
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 
 from dunning.store.tables import sandbox_ledger
+from dunning.store.uow import statements
 from dunning.store.upsert import insert_ignore
 
 
@@ -72,9 +71,9 @@ class SqlLedger:
         self._engine = engine
 
     def add(self, entry: LedgerEntry) -> LedgerEntry:
-        """One statement, atomic on its own: on PostgreSQL it runs on an autocommit connection,
-        so a charge costs the sandbox one round trip, as a gateway call costs one request."""
-        with self._connect() as conn:
+        """One statement (one round trip on PostgreSQL, as a gateway call costs one request);
+        the stored entry is read only when the key was there."""
+        with statements(self._engine) as conn, conn.begin():
             key = sandbox_ledger.c.idempotency_key
             if insert_ignore(conn, sandbox_ledger, [asdict(entry)], conflict=[key.name],
                              returning=key):  # fmt: skip
@@ -83,15 +82,6 @@ class SqlLedger:
         if row is None:  # pragma: no cover - entries are never deleted
             raise RuntimeError(f"ledger entry {entry.idempotency_key} vanished")
         return LedgerEntry(**row._mapping)
-
-    @contextmanager
-    def _connect(self) -> Iterator[Connection]:
-        if self._engine.dialect.name == "postgresql":
-            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                yield conn
-        else:  # SQLite takes its write lock in the engine's BEGIN IMMEDIATE
-            with self._engine.begin() as conn:
-                yield conn
 
     def get(self, idempotency_key: str) -> LedgerEntry | None:
         with self._engine.connect() as conn:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +29,7 @@ from dunning.mail.render import render_email
 from dunning.mail.smtp import SEND_WAIT_FACTOR
 from dunning.services.audit import audit_row
 from dunning.store.tables import audit_log, notifications
+from dunning.store.uow import statements
 
 log = logging.getLogger(__name__)
 _LEASE_TYPE = notifications.c.claimed_until.type
@@ -65,7 +65,7 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
     crash resends a message stays one message wide.
     """
     results: dict[int, str] = {}
-    with _connect(c) as conn:
+    with statements(c.engine) as conn:  # one round trip per write on PostgreSQL
         lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
         pending = deque(_claim(conn, ids, now, lease))
         while pending:
@@ -92,16 +92,6 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
                 _release(conn, [r["id"] for r in pending], lease)
                 raise
     return results
-
-
-@contextmanager
-def _connect(c: Container) -> Iterator[Connection]:
-    """One connection for the batch. On PostgreSQL each statement commits on its own (one
-    round trip per write); SQLite's ``begin`` blocks are real transactions."""
-    with c.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
 
 
 def _send_bound(c: Container) -> timedelta:

@@ -1,4 +1,5 @@
-"""Transactions whose follow-up work (enqueueing) runs only once they are committed.
+"""Transactions whose follow-up work (enqueueing) runs only once they are committed, and
+connections whose statements commit one by one.
 
 A message sent before its rows are committed could reach a worker that cannot see them yet.
 """
@@ -34,3 +35,17 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     pending = conn.info.get(_KEY)
     if pending is not None:
         pending.append(callback)
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[Connection]:
+    """A connection on which each ``with conn.begin():`` block commits on its own.
+
+    On PostgreSQL the connection autocommits, so a block of one statement costs one round trip
+    (no ``BEGIN``/``COMMIT``), for the hot paths that write one statement at a time; on SQLite
+    the blocks are real transactions (its ``BEGIN IMMEDIATE`` takes the write lock).
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
