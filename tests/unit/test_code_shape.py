@@ -40,7 +40,6 @@ KNOWN_OVER: frozenset[str] = frozenset(
         "dunning/services/outbound.py",
         "dunning/services/outbox.py",
         "dunning/services/outcomes.py",
-        "dunning/store/tables.py",
     }
 )
 

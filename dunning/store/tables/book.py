@@ -1,9 +1,9 @@
-"""The schema. Only gateway tokens, brand, last4 and expiry of a card are stored: there is no
-column a card number or CVC could go into.
+"""The book: customers, their cards, subscriptions, invoices and every charge attempt.
 
-Constraints carry the invariants: one attempt per idempotency key, one email per dedup key,
-one event per ``(provider, event_id)``, one default card per customer, amounts in minor units
-that cannot go negative, ISO 4217 currency codes.
+Only gateway tokens, brand, last4 and expiry of a card are stored: there is no column a card
+number or CVC could go into. Constraints carry the invariants: one attempt per idempotency key,
+one default card per customer, amounts in minor units that cannot go negative, ISO 4217
+currency codes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -25,27 +24,8 @@ from sqlalchemy import (
     text,
 )
 
+from dunning.store.tables.base import CURRENCY_CHECK, ID, metadata, timestamps
 from dunning.store.types import UtcDateTime
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-metadata = MetaData(naming_convention=NAMING)
-
-ID = String(64)
-CURRENCY_CHECK = "length(currency) = 3 AND upper(currency) = currency"
-
-
-def _timestamps() -> list[Column[object]]:
-    return [
-        Column("created_at", UtcDateTime(), nullable=False),
-        Column("updated_at", UtcDateTime(), nullable=False),
-    ]
-
 
 customers = Table(
     "customers",
@@ -59,7 +39,7 @@ customers = Table(
     # Bumped on every card change: links carry it, so a change invalidates older links.
     Column("card_generation", Integer, nullable=False, server_default="0"),
     Column("last_payment_at", UtcDateTime()),
-    *_timestamps(),
+    *timestamps(),
 )
 Index("ix_customers_last_payment_at", customers.c.last_payment_at)
 
@@ -78,7 +58,7 @@ payment_methods = Table(
     Column("status", String(16), nullable=False, server_default="active"),
     # Set when a decline says this credential must not be charged again until it changes.
     Column("blocked_reason", String(64)),
-    *_timestamps(),
+    *timestamps(),
     CheckConstraint("exp_month BETWEEN 1 AND 12", name="exp_month"),
     CheckConstraint("exp_year BETWEEN 2000 AND 2100", name="exp_year"),
     CheckConstraint("length(last4) = 4", name="last4"),
@@ -115,7 +95,7 @@ subscriptions = Table(
     Column("last_payment_at", UtcDateTime()),
     Column("suspended_at", UtcDateTime()),
     Column("cancelled_at", UtcDateTime()),
-    *_timestamps(),
+    *timestamps(),
     CheckConstraint("amount >= 0", name="amount"),
     CheckConstraint(CURRENCY_CHECK, name="currency"),
     CheckConstraint("interval IN ('month', 'year')", name="interval"),
@@ -155,7 +135,7 @@ invoices = Table(
     # once the lease runs out.
     Column("retry_claimed_until", UtcDateTime()),
     Column("step_claimed_until", UtcDateTime()),
-    *_timestamps(),
+    *timestamps(),
     CheckConstraint("amount >= 0", name="amount"),
     CheckConstraint(CURRENCY_CHECK, name="currency"),
     CheckConstraint("attempt_count >= 0", name="attempt_count"),
@@ -232,132 +212,4 @@ Index(
     payment_attempts.c.created_at,
     sqlite_where=text("status IN ('pending', 'unknown')"),
     postgresql_where=text("status IN ('pending', 'unknown')"),
-)
-
-notifications = Table(
-    "notifications",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(200), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("customer_id", ID, nullable=False),
-    Column("invoice_id", ID),
-    Column("payment_method_id", ID),
-    Column("to_addr", String(320), nullable=False),
-    Column("cc", JSON, nullable=False, default=list),
-    Column("locale", String(16), nullable=False),
-    Column("context", JSON, nullable=False),  # what the template needs; never card numbers
-    Column("status", String(16), nullable=False, server_default="pending"),
-    Column("not_before", UtcDateTime(), nullable=False),  # after the customer's quiet hours
-    Column("enqueued_until", UtcDateTime()),  # the producer's claim: not enqueued again before
-    Column("claimed_until", UtcDateTime()),  # the sender's lease
-    Column("send_attempts", Integer, nullable=False, server_default="0"),
-    Column("message_id", String(255), nullable=False),
-    Column("last_error", Text),
-    Column("sent_at", UtcDateTime()),
-    Column("created_at", UtcDateTime(), nullable=False),
-    UniqueConstraint("dedup_key", name="uq_notifications_dedup_key"),
-    CheckConstraint("status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"),
-)
-Index(
-    "ix_notifications_due",
-    notifications.c.not_before,
-    sqlite_where=text("status = 'pending'"),
-    postgresql_where=text("status = 'pending'"),
-)
-
-webhook_events = Table(
-    "webhook_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("provider", String(16), nullable=False),
-    Column("event_id", String(128), nullable=False),
-    Column("type", String(64), nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False, server_default="received"),
-    Column("error", Text),
-    Column("claimed_until", UtcDateTime()),
-    Column("received_at", UtcDateTime(), nullable=False),
-    Column("processed_at", UtcDateTime()),
-    UniqueConstraint("provider", "event_id", name="uq_webhook_events_provider_event"),
-)
-Index(
-    "ix_webhook_events_unprocessed",
-    webhook_events.c.received_at,
-    sqlite_where=text("status = 'received'"),
-    postgresql_where=text("status = 'received'"),
-)
-
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", UtcDateTime(), nullable=False),
-    Column("kind", String(32), nullable=False),  # same names as the simulation's output kinds
-    Column("invoice_id", ID),
-    Column("subscription_id", ID),
-    Column("customer_id", ID),
-    Column("payment_method_id", ID),
-    Column("actor", String(64), nullable=False, server_default="system"),
-    Column("reason", String(64)),
-    Column("message", Text),
-    Column("data", JSON, nullable=False, default=dict),
-)
-Index("ix_audit_log_invoice", audit_log.c.invoice_id, audit_log.c.id)
-Index("ix_audit_log_at", audit_log.c.at)
-
-webhook_endpoints = Table(
-    "webhook_endpoints",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("url", String(2000), nullable=False),
-    Column("secret", String(200), nullable=False),
-    Column("event_types", JSON, nullable=False, default=list),  # empty: all
-    Column("status", String(16), nullable=False, server_default="active"),
-    Column("failing_since", UtcDateTime()),
-    *_timestamps(),
-)
-
-outbound_events = Table(
-    "outbound_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(64), nullable=False),  # webhook-id, stable across retries
-    Column("endpoint_id", Integer, ForeignKey("webhook_endpoints.id"), nullable=False),
-    Column("type", String(64), nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False, server_default="pending"),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", UtcDateTime(), nullable=False),
-    Column("claimed_until", UtcDateTime()),
-    Column("last_error", Text),
-    Column("delivered_at", UtcDateTime()),
-    Column("created_at", UtcDateTime(), nullable=False),
-    UniqueConstraint("endpoint_id", "message_id", name="uq_outbound_events_endpoint_message"),
-)
-Index(
-    "ix_outbound_events_due",
-    outbound_events.c.next_attempt_at,
-    sqlite_where=text("status = 'pending'"),
-    postgresql_where=text("status = 'pending'"),
-)
-
-# The sandbox gateway's ledger: what the test double charged, one row per idempotency key.
-# Not read by the pipeline; tests and the benchmark count charges from it.
-sandbox_ledger = Table(
-    "sandbox_ledger",
-    metadata,
-    Column("idempotency_key", String(128), primary_key=True),
-    Column("customer_id", String(64), nullable=False),
-    Column("token", String(255), nullable=False),
-    Column("amount", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("initiator", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("charge_id", String(64), nullable=False),
-    Column("decline_code", String(64)),
-    Column("network_code", String(8)),
-    Column("advice_code", String(32)),
-    Column("network_advice_code", String(4)),
-    Column("at", UtcDateTime(), nullable=False),
 )

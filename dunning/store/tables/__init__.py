@@ -1,0 +1,41 @@
+"""The schema, one module per area; every table is importable from here.
+
+- :mod:`.book`: customers, payment_methods, subscriptions, invoices, payment_attempts
+- :mod:`.messages`: notifications (the email outbox), webhook_events, webhook_endpoints,
+  outbound_events
+- :mod:`.audit`: audit_log, sandbox_ledger
+"""
+
+from dunning.store.tables.audit import audit_log, sandbox_ledger
+from dunning.store.tables.base import CURRENCY_CHECK, ID, NAMING, metadata
+from dunning.store.tables.book import (
+    customers,
+    invoices,
+    payment_attempts,
+    payment_methods,
+    subscriptions,
+)
+from dunning.store.tables.messages import (
+    notifications,
+    outbound_events,
+    webhook_endpoints,
+    webhook_events,
+)
+
+__all__ = [
+    "CURRENCY_CHECK",
+    "ID",
+    "NAMING",
+    "audit_log",
+    "customers",
+    "invoices",
+    "metadata",
+    "notifications",
+    "outbound_events",
+    "payment_attempts",
+    "payment_methods",
+    "sandbox_ledger",
+    "subscriptions",
+    "webhook_endpoints",
+    "webhook_events",
+]
