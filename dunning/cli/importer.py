@@ -1,4 +1,4 @@
-"""``dunning import FILE``: load customers from JSON lines (format: ``spec/scenario.md``)."""
+"""``dunning import FILE``: load customers from JSON lines (format: ``docs/import-format.md``)."""
 
 from __future__ import annotations
 

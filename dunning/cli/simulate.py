@@ -40,7 +40,9 @@ def _render_timeline(out: list[dict[str, Any]]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate_cmd(
-        scenario: Path = typer.Argument(..., help="Scenario JSON (spec/scenario.md)."),
+        scenario: Path = typer.Argument(
+            ..., help="Scenario JSON (format: docs/scenario-format.md)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
         step: str = typer.Option("1h", "--step", help="Clock step: 15m or 1h."),
     ) -> None:

@@ -1,6 +1,6 @@
 """The sandbox gateway: deterministic, scriptable, with a ledger tests can read.
 
-Tokens say how they behave (``spec/scenario.md``): ``sbx_ok_<s>`` succeeds,
+Tokens say how they behave (``docs/scenario-format.md`` §3): ``sbx_ok_<s>`` succeeds,
 ``sbx_<decline_code>_<s>`` declines with that code, ``sbx_timeout_<s>`` and
 ``sbx_unavailable_<s>`` never answer. Simulations script per-token outcomes instead.
 """
@@ -21,7 +21,7 @@ from dunning.gateways.base import CardToken, ChargeRequest, ChargeResult, Declin
 from dunning.gateways.cards import luhn_ok, network_of
 from dunning.gateways.ledger import Ledger, LedgerEntry, MemoryLedger
 
-# The network response code each sandbox decline travels with (spec/scenario.md).
+# The network response code each sandbox decline travels with (docs/scenario-format.md §3).
 NETWORK_CODES: dict[str, str] = {
     "insufficient_funds": "51",
     "generic_decline": "05",
@@ -36,7 +36,7 @@ NETWORK_CODES: dict[str, str] = {
     "transaction_not_allowed": "57",
 }
 
-# Stripe's public test cards (DOMAIN.md §4): number -> behaviour.
+# Stripe's public test cards (docs/scenario-format.md §3): number -> behaviour.
 TEST_CARDS: dict[str, str] = {
     "4242424242424242": "ok",
     "4000000000000002": "generic_decline",

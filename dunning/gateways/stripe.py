@@ -2,7 +2,7 @@
 
 Stripe keeps an idempotency key for at least 24 hours and cannot look a charge up by it, so the
 key also goes into the PaymentIntent's ``metadata`` and :meth:`StripeGateway.lookup` lists the
-customer's PaymentIntents to find it (DOMAIN.md §7). A create is never replayed to learn an
+customer's PaymentIntents to find it (docs/webhooks.md §3). A create is never replayed to learn an
 outcome. Timeouts, dropped connections, 409, 429 and 5xx raise
 :class:`~dunning.errors.GatewayUnavailable`: the outcome is unknown, not a decline.
 """

@@ -1,13 +1,16 @@
-"""The decline code tables of DOMAIN.md §1-4 and §7, as data the classification reads."""
+"""The decline code tables, as data the classification reads.
+
+The tables and their sources: docs/declines-and-network-rules.md §1-4.
+"""
 
 from __future__ import annotations
 
-# Stripe advice codes (DOMAIN.md §1).
+# Stripe advice codes (§1).
 ADVICE_NEVER = frozenset({"do_not_try_again"})
 ADVICE_NEW_DATA = frozenset({"confirm_card_data"})
 ADVICE_RETRY = frozenset({"try_again_later"})
 
-# Visa decline categories (DOMAIN.md §2). Category 4 is every other code.
+# Visa decline categories (§2). Category 4 is every other code.
 VISA_CAT1 = frozenset({"04", "07", "12", "14", "15", "41", "43", "46", "57", "R0", "R1", "R3"})
 VISA_CAT2 = frozenset(
     {
@@ -17,14 +20,14 @@ VISA_CAT2 = frozenset(
 )  # fmt: skip
 VISA_CAT3 = frozenset({"54", "55", "70", "82", "1A", "6P", "N7"})
 
-# Mastercard merchant advice codes (DOMAIN.md §3).
+# Mastercard merchant advice codes (§3).
 MAC_NEW_DATA = frozenset({"01", "04"})  # new account data, token requirements not met
 MAC_NEVER = frozenset({"03", "21", "40", "41"})
 MAC_NEVER_FEE = frozenset({"03", "21"})  # any later retry is charged a fee: a hard limit
 MAC_DELAYED = frozenset({"02", "24", "25", "26", "27", "28", "29", "30"})
 MAC_KNOWN = MAC_NEW_DATA | MAC_NEVER | MAC_DELAYED
 
-# Stripe decline codes (DOMAIN.md §4).
+# Stripe decline codes (§4).
 STRIPE_SOFT = frozenset(
     {
         "insufficient_funds",
@@ -83,7 +86,7 @@ STRIPE_HARD = STRIPE_NEW_METHOD_ONLY | frozenset(
 )
 DUPLICATE = "duplicate_transaction"
 
-# Quickpay qp_status_code values (DOMAIN.md §7).
+# Quickpay qp_status_code values (§4).
 QP_REJECTED = "40000"  # rejected by the acquirer: aq_status_code is the network code
 QP_TRANSIENT = frozenset({"50000", "50300"})  # gateway or communication error: not a decline
 QP_NEEDS_CUSTOMER = frozenset({"30100", "30101"})  # 3-D Secure / SCA

@@ -1,4 +1,6 @@
-"""Decline classification: from the most specific signal to the least (DOMAIN.md §1).
+"""Decline classification: from the most specific signal to the least.
+
+The order (docs/declines-and-network-rules.md §1):
 
 1. advice codes (Stripe ``advice_code``) and Mastercard MACs (``network_advice_code``), the
    stricter of the two when both are present;

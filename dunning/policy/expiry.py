@@ -16,7 +16,7 @@ def expiry_reminders(
 
     One reminder per offset, counted back from the last day of the expiry month, at the local
     morning, out of quiet hours; one that lands on the 1st of a month moves to the 2nd (users
-    ask not to get it on the 1st, DOMAIN.md §5). Oldest first.
+    ask not to get it on the 1st, docs/declines-and-network-rules.md §5). Oldest first.
     """
     if not 1 <= exp_month <= 12:
         raise ValueError(f"exp_month must be 1-12, got {exp_month}")

@@ -1,4 +1,6 @@
-"""Card-network limits on attempts (DOMAIN.md §2-3), across every invoice on one card.
+"""Card-network limits on attempts, across every invoice on one card.
+
+The limits and their sources: docs/declines-and-network-rules.md §2-3.
 
 Every attempt that may have reached the network counts, whoever started it (the stricter
 reading). Windows are rolling, and an attempt is counted in every window that reaches past it,

@@ -28,7 +28,7 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # A customer's zone comes from their browser or an import: a bad one must not stop
-        # their dunning, so it falls back to UTC as DESIGN.md asks.
+        # their dunning, so it falls back to UTC, as the policy file says.
         logger.warning("unknown time zone %r, using UTC", name)
         return _UTC_ZONE
 

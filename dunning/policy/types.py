@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-# Mastercard MAC -> minimum hours before the next attempt (DOMAIN.md §3); the policy file
-# repeats them under limits.mastercard.mac_delay_hours.
+# Mastercard MAC -> minimum hours before the next attempt (docs/declines-and-network-rules.md §3);
+# the policy file repeats them under limits.mastercard.mac_delay_hours.
 DEFAULT_MAC_DELAY_HOURS: Mapping[str, float] = {
     "02": 72.0,
     "24": 1.0,
@@ -19,12 +19,16 @@ DEFAULT_MAC_DELAY_HOURS: Mapping[str, float] = {
     "29": 192.0,
     "30": 240.0,
 }
-# Gateway decline code -> minimum hours before the next attempt (DOMAIN.md §4).
+# Gateway decline code -> minimum hours before the next attempt
+# (docs/declines-and-network-rules.md §4).
 DEFAULT_DECLINE_MIN_DELAY_HOURS: Mapping[str, float] = {"withdrawal_count_limit_exceeded": 24.0}
 
 
 class Verdict(StrEnum):
-    """The three outcomes of a decline (DOMAIN.md §1), plus an unknown outcome."""
+    """The three outcomes of a decline, plus an unknown outcome.
+
+    See docs/declines-and-network-rules.md §1.
+    """
 
     retry = "retry"  # soft: retry later, within limits
     needs_new_card = "needs_new_card"  # stop until the card changes (new card/data/auth)

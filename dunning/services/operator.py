@@ -1,9 +1,10 @@
 """What an operator may do to one invoice, each audited with who did it and why.
 
-The customer-facing promise behind these is seed 001's "contact the business for a manual
-retry": support can charge again now, hold dunning while a customer sorts things out, record
-a payment made elsewhere, or give up on the invoice. Every action re-reads the invoice in its
-transaction and refuses (``InvalidTransition``, nothing written) what the lifecycle forbids.
+The customer-facing promise behind these is "contact the business for a manual retry"
+(docs/customer-promises.md #3): support can charge again now, hold dunning while a customer
+sorts things out, record a payment made elsewhere, or give up on the invoice. Every action
+re-reads the invoice in its transaction and refuses (``InvalidTransition``, nothing written)
+what the lifecycle forbids.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The scenario format of ``spec/scenario.md``, validated; unknown keys and bad values are
+"""The scenario format of ``docs/scenario-format.md``, validated; unknown keys and bad values are
 refused with the path that names them."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """What a card-update link opens: the checked link and the customer's account as the page shows it.
 
 A link is honoured when its signature and expiry hold, its card generation is still the
-customer's, and the customer still has a subscription that is not cancelled (seed 004: a card
-can be changed "only if your subscription is still recurring").
+customer's, and the customer still has a subscription that is not cancelled (customers are
+told they can change their card while the subscription is still recurring:
+docs/customer-promises.md #9).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 A callback body is the payment or subscription resource after the change, with its
 ``operations``. The newest finished operation of a deciding type is the news; its
-``qp_status_code`` says what happened (DOMAIN.md §7). Quickpay sends no event id, so the event
-id is ``"<payment id>:<operation id>"``. An operation that is still pending keeps its id when it
-finishes, so a pending one gets ``":pending"`` appended: deduplicating it must not swallow the
-final callback.
+``qp_status_code`` says what happened (docs/declines-and-network-rules.md §4).
+Quickpay sends no event id, so the event id is ``"<payment id>:<operation id>"``. An operation
+that is still pending keeps its id when it finishes, so a pending one gets ``":pending"``
+appended: deduplicating it must not swallow the final callback.
 
 Payments made from a subscription (``recurring``) carry ``subscription_id``. A subscription's
 own callbacks are about the stored card: an approved ``authorize`` is a card attached, an

@@ -1,4 +1,5 @@
-"""Decline classification: every code of DOMAIN.md §2-4, every MAC of §3, and the order of §1."""
+"""Decline classification: every code of docs/declines-and-network-rules.md §2-4, every MAC of
+§3, and the order of §1."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dunning.gateways.base import Decline
 from dunning.policy.declines import classify
 from dunning.policy.types import PlanPolicy, Verdict
 
-# The lists are copied from DOMAIN.md on purpose: a code dropped from the tables fails here.
+# The lists are copied from the document on purpose: a code dropped from the tables fails here.
 VISA_CAT1 = "04 07 12 14 15 41 43 46 57 R0 R1 R3".split()
 VISA_CAT2 = "03 19 39 51 52 53 59 61 62 65 75 78 86 91 93 96 N3 N4 Z5 5C 9G".split()
 VISA_CAT3 = "54 55 70 82 1A 6P N7".split()

@@ -1,4 +1,4 @@
-"""Network limits across every invoice on a card (DOMAIN.md §2-3)."""
+"""Network limits across every invoice on a card (docs/declines-and-network-rules.md §2-3)."""
 
 from __future__ import annotations
 

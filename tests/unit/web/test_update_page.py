@@ -1,4 +1,4 @@
-"""The card-update page over HTTP: what it shows, and the answers of DESIGN.md."""
+"""The card-update page over HTTP: what it shows, and its answers (docs/operations.md §8)."""
 
 from __future__ import annotations
 

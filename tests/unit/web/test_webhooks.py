@@ -49,7 +49,7 @@ def stripe_post(web: Web, body: bytes, header: str) -> Any:
     return web.client.post("/webhooks/stripe", content=body, headers={"Stripe-Signature": header})
 
 
-# -- the DOMAIN.md vectors ----------------------------------------------------------------------
+# -- the docs/webhooks.md vectors ------------------------------------------------------------------
 
 
 @pytest.fixture

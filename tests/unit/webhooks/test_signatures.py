@@ -16,7 +16,7 @@ from dunning.webhooks.signatures import (
     verify_stripe,
 )
 
-# DOMAIN.md §7 and §8.
+# The test vectors of docs/webhooks.md §1, §2 and §4.
 STRIPE_SECRET = "whsec_test_secret"
 STRIPE_T = 1700000000
 STRIPE_BODY = b'{"id":"evt_test","object":"event","type":"invoice.payment_failed"}'
