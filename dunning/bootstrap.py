@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from config.settings import Settings, load_settings
 from dunning.clock import Clock, SystemClock
-from dunning.ports import Dispatcher, NullDispatcher
+from dunning.ports import Dispatcher, NullDispatcher, WebhookSender
 from dunning.store.engine import make_engine
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Container:
 
     @cached_property
     def policy(self) -> PolicyBook:
-        from dunning.policy.config import load_policy_book
+        from dunning.policy_file import load_policy_book
 
         if "policy" in self.overrides:
             book: PolicyBook = self.overrides["policy"]
@@ -75,10 +75,20 @@ class Container:
 
         return make_transport(self.settings)
 
+    @cached_property
+    def webhook_sender(self) -> WebhookSender:
+        if "webhook_sender" in self.overrides:
+            sender: WebhookSender = self.overrides["webhook_sender"]
+            return sender
+        from dunning.webhooks.sender import HttpWebhookSender
+
+        return HttpWebhookSender()
+
     def close(self) -> None:
         """Release what this container built (not what was handed to it): the mail transport
-        (an SMTP connection says QUIT), the gateway's client, the database pool."""
-        for part in ("transport", "gateway"):
+        (an SMTP connection says QUIT), the gateway's and the webhook sender's clients, the
+        database pool."""
+        for part in ("transport", "gateway", "webhook_sender"):
             if part in self.__dict__ and part not in self.overrides:
                 close = getattr(self.__dict__[part], "close", None)
                 if close is not None:

@@ -25,6 +25,10 @@ class InvoiceStatus(StrEnum):
     void = "void"
 
 
+# What a customer still owes: an open invoice, or one written off (a payment still settles it).
+OWED = frozenset({InvoiceStatus.open, InvoiceStatus.uncollectible})
+
+
 class CardStatus(StrEnum):
     active = "active"
     removed = "removed"
@@ -42,6 +46,9 @@ class AttemptStatus(StrEnum):
 class Initiator(StrEnum):
     merchant = "merchant"
     customer = "customer"
+
+
+UNRESOLVED = frozenset({AttemptStatus.pending, AttemptStatus.unknown})
 
 
 class NotificationStatus(StrEnum):
@@ -95,7 +102,9 @@ ATTEMPT_TRANSITIONS: dict[AttemptStatus, frozenset[AttemptStatus]] = {
     ),
     AttemptStatus.succeeded: frozenset(),
     AttemptStatus.declined: frozenset(),
-    AttemptStatus.not_charged: frozenset(),
+    # A late answer: the look-up found nothing, then the gateway's answer arrived after all
+    # (a slow call, a webhook). What the gateway says happened is what happened.
+    AttemptStatus.not_charged: frozenset({AttemptStatus.succeeded, AttemptStatus.declined}),
 }
 
 _TABLES: dict[type[StrEnum], dict[object, frozenset[object]]] = {
@@ -109,6 +118,11 @@ def allowed_sources(target: StrEnum) -> frozenset[str]:
     """The states from which ``target`` may be reached (for guarded SQL ``WHERE status IN``)."""
     table = _TABLES[type(target)]
     return frozenset(str(src) for src, dests in table.items() if target in dests)
+
+
+def may_move(current: str, target: StrEnum) -> bool:
+    """Whether ``current -> target`` is allowed (staying put is not a move)."""
+    return current in allowed_sources(target)
 
 
 def check_transition(current: StrEnum, target: StrEnum) -> None:

@@ -1,13 +1,62 @@
-"""Ports the core calls and adapters implement: how the core asks for work to be done later.
+"""Ports: what the services need from the outside world, as small protocols.
 
-The core never imports dramatiq. ``workers.dispatch`` implements :class:`Dispatcher` with
-actors; the simulation and unit tests use the same implementation on the stub broker.
+The services take a :class:`Pipeline` (the container of ``dunning.bootstrap`` is one) and never
+import the container, dramatiq, an HTTP client or a concrete gateway. ``workers.dispatch``
+implements :class:`Dispatcher` with actors; the simulation and unit tests use the same
+implementation on the stub broker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from config.settings import Settings
+    from dunning.clock import Clock
+    from dunning.gateways.base import Gateway
+    from dunning.mail.transport import Transport
+    from dunning.policy.config import PolicyBook
+
+
+class Pipeline(Protocol):
+    """What a service may use: settings, clock, database, gateway, mail, policy, the
+    dispatcher that enqueues follow-up work, and the merchant's webhook delivery."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def gateway(self) -> Gateway: ...
+
+    @property
+    def policy(self) -> PolicyBook: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    @property
+    def webhook_sender(self) -> WebhookSender: ...
+
+
+class WebhookSender(Protocol):
+    """Delivers one signed webhook to a merchant's endpoint."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST ``body`` to ``url``; return the HTTP status. Raise ``TransientError`` when the
+        endpoint could not be reached (a refused or cut connection, a time-out)."""
+        ...
 
 
 class Dispatcher(Protocol):

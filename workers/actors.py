@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dunning.errors import PermanentError
-from dunning.services import charging, outbound, outbox, purge, retries, steps
+from dunning.model import Initiator
+from dunning.services import charging, outbound_delivery, outbox, purge, resolver, steps
 from dunning.services.events import process_event
 from workers import context
 
@@ -35,8 +36,11 @@ def _each(items: list[T], what: str, fn: Callable[[T], str]) -> dict[str, int]:
 def charge_retry(items: list[list[Any]]) -> dict[str, int]:
     """Make scheduled charge retries: ``[[invoice_id, attempt_no], ...]``, as one batch."""
     c = context.get()
-    now = c.clock.now()
-    return dict(Counter(retries.retry_charges(c, [(str(i), int(n)) for i, n in items], now)))
+    orders = [
+        charging.ChargeOrder(str(i), Initiator.merchant, "scheduled_retry", attempt_no=int(n))
+        for i, n in items
+    ]
+    return dict(Counter(charging.charge(c, orders, c.clock.now()).values()))
 
 
 def send_emails(ids: list[int]) -> dict[str, int]:
@@ -68,7 +72,7 @@ def resolve_attempts(keys: list[str]) -> dict[str, int]:
     """Look up charges whose outcome is unknown; never charge again blind."""
     c = context.get()
     now = c.clock.now()
-    return _each(keys, "attempt", lambda k: charging.resolve_attempt(c, str(k), now))
+    return _each(keys, "attempt", lambda k: resolver.resolve_attempt(c, str(k), now))
 
 
 def purge_tokens(card_ids: list[str]) -> dict[str, int]:
@@ -80,7 +84,7 @@ def purge_tokens(card_ids: list[str]) -> dict[str, int]:
 def deliver_outbound(ids: list[int]) -> dict[str, int]:
     """Deliver due webhooks to the merchant's endpoints, one attempt each."""
     c = context.get()
-    return dict(Counter(outbound.deliver(c, [int(i) for i in ids]).values()))
+    return dict(Counter(outbound_delivery.deliver(c, [int(i) for i in ids]).values()))
 
 
 # name -> (function, queue, options). Every actor has explicit retries, backoff, age and time

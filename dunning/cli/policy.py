@@ -10,7 +10,8 @@ import typer
 
 from dunning.cli.common import EXIT_USAGE, Exit, console, container, err_console, print_json
 from dunning.errors import ConfigError
-from dunning.policy.config import PolicyBook, load_policy_book
+from dunning.policy.config import PolicyBook
+from dunning.policy_file import load_policy_book
 
 
 def _toml_value(value: Any) -> str:

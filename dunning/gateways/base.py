@@ -11,18 +11,19 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from dunning.model import Initiator
+from dunning.policy.types import Decline
+
+__all__ = [
+    "CardToken",
+    "ChargeRequest",
+    "ChargeResult",
+    "ChargeStatus",
+    "Decline",
+    "Gateway",
+    "VerifyResult",
+]
 
 ChargeStatus = Literal["succeeded", "declined"]
-
-
-@dataclass(frozen=True, slots=True)
-class Decline:
-    """What a gateway said when it refused: the inputs of the decline classification."""
-
-    decline_code: str | None = None
-    network_code: str | None = None
-    advice_code: str | None = None
-    network_advice_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,19 @@ def check_kind(kind: str) -> None:
         raise UnknownEmailKind(kind)
 
 
+# Kinds that promise a retry or a suspension day ahead: a day already past when the email is
+# sent is left out rather than promised (an email held by quiet hours, an outage).
+_PROMISING = frozenset(
+    {"payment_failed", "action_required", "payment_retry_failed", "final_notice"}
+)
+
+
+def _ahead(kind: str, at: str | None, sent_at: datetime | None) -> str | None:
+    if at is None or sent_at is None or kind not in _PROMISING:
+        return at
+    return at if datetime.fromisoformat(at) > sent_at else None
+
+
 def _values(
     context: Mapping[str, Any], lang: str, fmt: str, brand_name: str, support_email: str
 ) -> dict[str, Any]:
@@ -133,11 +147,13 @@ def render_email(
     *,
     brand_name: str,
     support_email: str,
+    sent_at: datetime | None = None,
 ) -> RenderedEmail:
     """Render one email in the customer's language (English when it has no templates).
 
     ``context`` must hold every key of :data:`CONTEXT_KEYS`; amounts are minor units, instants
-    ISO-8601 strings shown as days in the customer's zone.
+    ISO-8601 strings shown as days in the customer's zone. With ``sent_at``, a next retry or a
+    suspension day that is no longer ahead is not promised.
     """
     check_kind(kind)
     missing = CONTEXT_KEYS - context.keys()
@@ -147,6 +163,11 @@ def render_email(
             "pass every key (None where it does not apply)"
         )
     lang, fmt = choose_locale(locale, LOCALES)
+    context = dict(
+        context,
+        next_attempt_at=_ahead(kind, context["next_attempt_at"], sent_at),
+        suspend_at=_ahead(kind, context["suspend_at"], sent_at),
+    )
     values = _values(context, lang, fmt, brand_name, support_email)
     env = _environment()
     text_module = env.get_template(f"{kind}.{lang}.txt").make_module(values)

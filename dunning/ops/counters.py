@@ -50,6 +50,36 @@ def count_charges(
         after_commit(conn, lambda: _add(outcomes, recovered))
 
 
+OVERPAYMENTS = Counter(
+    "dunning_overpayments_total",
+    "Charges that collected money not owed (an invoice already paid or no longer owed), by reason",
+    ["reason"],
+)
+OVERPAID_AMOUNT = Counter(
+    "dunning_overpaid_amount_minor_total",
+    "Amounts collected that are not owed and wait for a refund, in minor units per currency",
+    ["currency"],
+)
+
+
+def count_overpayments(conn: Connection, found: Iterable[tuple[str, int, str]]) -> None:
+    """Count ``(reason, amount, currency)`` overpayments once ``conn`` commits."""
+    reasons: Tally[str] = Tally()
+    amounts: Tally[str] = Tally()
+    for reason, amount, currency in found:
+        reasons[reason] += 1
+        amounts[currency] += amount
+    if reasons:
+        after_commit(conn, lambda: _add_overpayments(reasons, amounts))
+
+
+def _add_overpayments(reasons: Tally[str], amounts: Tally[str]) -> None:
+    for reason, n in reasons.items():
+        OVERPAYMENTS.labels(reason).inc(n)
+    for currency, amount in amounts.items():
+        OVERPAID_AMOUNT.labels(currency).inc(amount)
+
+
 def _add(outcomes: Tally[tuple[str, str]], recovered: Tally[str]) -> None:
     for (outcome, decline_class), n in outcomes.items():
         CHARGE_OUTCOMES.labels(outcome, decline_class).inc(n)

@@ -11,8 +11,15 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dunning.store import queries
-from dunning.store.tables import audit_log, payment_attempts, payment_methods
+from dunning.store import rows
+from dunning.store.tables import (
+    audit_log,
+    customers,
+    invoices,
+    payment_attempts,
+    payment_methods,
+    subscriptions,
+)
 
 INVOICE_FIELDS = (
     "id",
@@ -52,7 +59,7 @@ ATTEMPT_FIELDS = (
 
 
 def _card(conn: Connection, card_id: str | None) -> dict[str, Any] | None:
-    row = queries.find(conn, payment_methods, card_id) if card_id else None
+    row = rows.find(conn, payment_methods, card_id) if card_id else None
     if row is None:
         return None
     return {
@@ -67,9 +74,9 @@ def _card(conn: Connection, card_id: str | None) -> dict[str, Any] | None:
 
 def invoice_report(conn: Connection, invoice_id: str) -> dict[str, Any]:
     """The invoice, its subscription, customer and card, and its whole timeline, in order."""
-    inv = queries.invoice(conn, invoice_id)
-    sub = queries.subscription(conn, inv["subscription_id"])
-    cust = queries.customer(conn, inv["customer_id"])
+    inv = rows.get(conn, invoices, invoice_id)
+    sub = rows.get(conn, subscriptions, inv["subscription_id"])
+    cust = rows.get(conn, customers, inv["customer_id"])
     audit = conn.execute(
         select(audit_log).where(audit_log.c.invoice_id == invoice_id).order_by(audit_log.c.id)
     ).mappings()

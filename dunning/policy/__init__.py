@@ -1,12 +1,13 @@
 """The pure dunning policy: decline classification, retry timing, network limits, reminders.
 
 No IO and no clock reads: every function takes ``now`` (or the times it needs) and a
-:class:`~dunning.policy.types.PlanPolicy` from :func:`load_policy_book`.
+:class:`~dunning.policy.types.PlanPolicy` from a :class:`PolicyBook` (``dunning.policy_file``
+reads the file).
 """
 
 from __future__ import annotations
 
-from dunning.policy.config import PolicyBook, load_policy_book
+from dunning.policy.config import PolicyBook, build_book
 from dunning.policy.declines import classify
 from dunning.policy.expiry import expiry_reminders, token_purge_due
 from dunning.policy.limits import check_limits
@@ -15,6 +16,7 @@ from dunning.policy.timing import email_time
 from dunning.policy.types import (
     AttemptRecord,
     Classification,
+    Decline,
     ExpiryReminder,
     LimitCheck,
     PlanPolicy,
@@ -27,10 +29,12 @@ from dunning.policy.types import (
 __all__ = [
     "AttemptRecord",
     "Classification",
+    "Decline",
     "ExpiryReminder",
     "LimitCheck",
     "PlanPolicy",
     "PolicyBook",
+    "build_book",
     "RetryDecision",
     "RetryState",
     "Step",
@@ -40,7 +44,6 @@ __all__ = [
     "dunning_steps",
     "email_time",
     "expiry_reminders",
-    "load_policy_book",
     "next_retry",
     "retry_slots",
     "token_purge_due",

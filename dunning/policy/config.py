@@ -7,12 +7,9 @@ Overrides (a scenario's ``policy`` object) use the same keys, nested or dotted
 
 from __future__ import annotations
 
-import logging
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,8 +18,6 @@ from pydantic_core import ErrorDetails
 from dunning.errors import ConfigError
 from dunning.policy.schema import Loc, PolicyModel, cross_checks, to_plan_policy
 from dunning.policy.types import PlanPolicy
-
-logger = logging.getLogger(__name__)
 
 INTERVALS = ("day", "week", "month", "year")
 _BARE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -206,17 +201,4 @@ def build_book(
                 warnings.append(warning)
     if problems:
         raise ConfigError("\n".join(problems))
-    for warning in warnings:
-        logger.warning("policy %s: %s", source, warning)
     return PolicyBook(source, data, intervals, plans, models, warnings)
-
-
-def load_policy_book(path: Path, overrides: Mapping[str, Any] | None = None) -> PolicyBook:
-    """Read and validate the policy file at ``path``; :class:`ConfigError` names the bad key."""
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the policy file ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return build_book(raw, str(path), overrides)

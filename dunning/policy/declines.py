@@ -15,9 +15,8 @@ send one for Mastercard, and reading it can only stop or delay retries.
 
 from __future__ import annotations
 
-from dunning.gateways.base import Decline
 from dunning.policy import codes
-from dunning.policy.types import Classification, PlanPolicy, Verdict
+from dunning.policy.types import Classification, Decline, PlanPolicy, Verdict
 
 _DEFAULT_POLICY = PlanPolicy()
 _STRICTNESS = {Verdict.retry: 0, Verdict.needs_new_card: 1, Verdict.never: 2}

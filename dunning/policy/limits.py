@@ -18,6 +18,9 @@ from dunning.policy import codes
 from dunning.policy.timing import require_aware
 from dunning.policy.types import AttemptRecord, LimitCheck, PlanPolicy
 
+# How far back the limits look: the longest window (30 days) and a day to spare. A caller
+# passes every attempt on the card since ``now - HISTORY_SPAN``.
+HISTORY_SPAN = timedelta(days=31)
 # A charge left "unknown" or "pending" may have reached the issuer; only "not_charged" did not.
 COUNTED_STATUSES = frozenset({"declined", "succeeded", "unknown", "pending"})
 

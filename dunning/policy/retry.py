@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from dunning.gateways.base import Decline
 from dunning.policy.days import retry_slots, window_end
 from dunning.policy.declines import classify
 from dunning.policy.limits import check_limits
@@ -21,6 +20,8 @@ from dunning.policy.timing import next_local, parse_clock, require_aware, zone
 from dunning.policy.types import (
     AttemptRecord,
     Classification,
+    Decline,
+    LimitCheck,
     PlanPolicy,
     RetryDecision,
     RetryState,
@@ -173,6 +174,19 @@ def _current_card(state: RetryState, latest: AttemptRecord | None) -> str:
     if latest is not None and latest.payment_method_id in cards:
         return latest.payment_method_id
     return state.payment_method_id
+
+
+def postponed(
+    check: LimitCheck, *, first_failed_at: datetime | None, timezone: str, policy: PlanPolicy
+) -> LimitCheck:
+    """A network limit's earliest time as the retries run: at the customer's retry morning, and
+    never at or after the end of the window (then no time: the retries stop instead)."""
+    if check.earliest is None or first_failed_at is None:
+        return check
+    at = next_local(check.earliest, parse_clock(policy.retry_local_time), zone(timezone))
+    if at >= window_end(first_failed_at, timezone, policy):
+        return replace(check, message=f"{check.message} That is after the window.", earliest=None)
+    return replace(check, earliest=at)
 
 
 def next_retry(state: RetryState, now: datetime, policy: PlanPolicy) -> RetryDecision:

@@ -24,6 +24,16 @@ DEFAULT_MAC_DELAY_HOURS: Mapping[str, float] = {
 DEFAULT_DECLINE_MIN_DELAY_HOURS: Mapping[str, float] = {"withdrawal_count_limit_exceeded": 24.0}
 
 
+@dataclass(frozen=True, slots=True)
+class Decline:
+    """What a gateway said when it refused: the inputs of the decline classification."""
+
+    decline_code: str | None = None
+    network_code: str | None = None
+    advice_code: str | None = None
+    network_advice_code: str | None = None
+
+
 class Verdict(StrEnum):
     """The three outcomes of a decline, plus an unknown outcome.
 

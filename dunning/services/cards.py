@@ -1,23 +1,29 @@
-"""Replacing a customer's card: verify, make default, attach, remove the old one, charge the
-open invoices at once, reactivate when paid, confirm by email. The web page and the simulation
-both call :func:`replace_card`."""
+"""Replacing a customer's card: verify, make default, attach, remove the old one, charge what
+is owed at once (through :func:`dunning.services.charging.charge`, like every charge),
+reactivate when paid, confirm by email. The web page and the simulation both call
+:func:`replace_card`."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
-from dunning.bootstrap import Container
 from dunning.errors import PermanentError
 from dunning.gateways.base import CardToken, Decline
-from dunning.model import Initiator
-from dunning.services import charging, notify, outbound
-from dunning.services.audit import record
-from dunning.store import queries
+from dunning.model import CardStatus, Initiator, SubscriptionStatus
+from dunning.ports import Pipeline
+from dunning.services import notify, outbound
+from dunning.services.audit import audit_row, record_many
+from dunning.services.charging import ChargeOrder, charge
+from dunning.store import rows
+from dunning.store.cards import active_cards
+from dunning.store.invoices import owed_by
 from dunning.store.tables import customers, invoices, payment_methods, subscriptions
 from dunning.store.uow import after_commit, transaction
 
@@ -42,7 +48,7 @@ class ReplaceResult:
 
 
 def replace_card(
-    c: Container,
+    c: Pipeline,
     customer_id: str,
     card: CardToken,
     *,
@@ -51,155 +57,150 @@ def replace_card(
     gateway: str | None = None,
     payment_method_id: str | None = None,
 ) -> ReplaceResult:
-    """Verify ``card`` and make it the customer's card; charge open invoices at once."""
-    with c.engine.connect() as conn:
-        cust = queries.customer(conn, customer_id)
-        currency = (
-            conn.execute(
-                select(subscriptions.c.currency).where(subscriptions.c.customer_id == customer_id)
-            ).scalar()
-            or "USD"
-        )
-    verdict = c.gateway.verify(card.token, customer_id=customer_id, currency=currency)
-    if not verdict.ok:
-        log.info("card verification declined for customer %s", customer_id)
-        raise CardDeclined(verdict.decline, requires_action=verdict.requires_action)
+    """Verify ``card`` and make it the customer's card; charge what is owed at once."""
+    _verify(c, customer_id, card)
     pm_id = payment_method_id or "pm_" + uuid.uuid4().hex[:16]
-    removed_tokens: list[str] = []
     with transaction(c.engine) as conn:
         # Every active card, blocked ones too: a declined card is the one most worth removing.
-        old = queries.active_cards(conn, customer_id)
-        old_default = next((r for r in old if r["is_default"]), None)
-        conn.execute(
-            update(payment_methods)
-            .where(payment_methods.c.customer_id == customer_id)
-            .values(is_default=False)
+        old = active_cards(conn, customer_id)
+        new_row = _attach(conn, customer_id, pm_id, card, gateway or c.gateway.name, now)
+        removed = _remove(conn, customer_id, old, now) if remove_old else []
+        _confirm(
+            conn, c, customer_id, new_row, next((r for r in old if r["is_default"]), None), now
         )
-        conn.execute(
-            payment_methods.insert().values(
-                id=pm_id,
-                customer_id=customer_id,
-                gateway=gateway or c.gateway.name,
-                token=card.token,
-                network=card.network,
-                last4=card.last4,
-                exp_month=card.exp_month,
-                exp_year=card.exp_year,
-                is_default=True,
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        record(
-            conn,
-            "card_added",
-            now,
-            customer_id=customer_id,
-            payment_method_id=pm_id,
-            last4=card.last4,
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
-            customer=customer_id,
-            payment_method=pm_id,
-        )
-        conn.execute(
-            update(subscriptions)
-            .where(
-                subscriptions.c.customer_id == customer_id, subscriptions.c.status != "cancelled"
-            )
-            .values(payment_method_id=pm_id, updated_at=now)
-        )
-        conn.execute(
-            update(invoices)
-            .where(invoices.c.customer_id == customer_id, invoices.c.status == "open")
-            .values(retry_payment_method_id=None)
-        )
-        conn.execute(
-            update(customers)
-            .where(customers.c.id == customer_id)
-            .values(card_generation=customers.c.card_generation + 1, updated_at=now)
-        )
-        if remove_old:
-            for row in old:
-                conn.execute(
-                    update(payment_methods)
-                    .where(payment_methods.c.id == row["id"])
-                    .values(status="removed", is_default=False, updated_at=now)
-                )
-                record(
-                    conn,
-                    "card_removed",
-                    now,
-                    customer_id=customer_id,
-                    payment_method_id=row["id"],
-                    last4=row["last4"],
-                    exp_month=row["exp_month"],
-                    exp_year=row["exp_year"],
-                    customer=customer_id,
-                    payment_method=row["id"],
-                )
-                if row["token"]:
-                    removed_tokens.append(row["token"])
-        # Expiry reminders held until their morning are about a card no longer in use.
-        notify.cancel_pending(conn, customer_id=customer_id, kinds=["card_expiring"])
-        cust = queries.customer(conn, customer_id)
-        new_row = queries.card(conn, pm_id)
-        ctx = notify.context(cust, card=old_default, new_card=new_row)
-        ids = notify.queue_emails(
-            conn,
-            c,
-            [
-                notify.EmailRequest(
-                    "card_updated", f"card_updated:{pm_id}", cust, ctx, payment_method_id=pm_id
-                )
-            ],
-            now,
-        )
-        if ids:
-            after_commit(conn, lambda: c.dispatcher.send_notifications(ids))
-        outbound.card_updated(conn, customer_id, new_row, old_default, now)
-    for token in removed_tokens:
+    for token in removed:
         c.gateway.delete_token(token)
     result = ReplaceResult(pm_id)
     pay_open_invoices(c, customer_id, pm_id, now, result)
     return result
 
 
-def pay_open_invoices(
-    c: Container, customer_id: str, pm_id: str, now: datetime, result: ReplaceResult
-) -> None:
-    """Charge what is owed at once, as customer-initiated charges on the new card."""
+def _verify(c: Pipeline, customer_id: str, card: CardToken) -> None:
     with c.engine.connect() as conn:
-        owed = list(
-            conn.execute(
-                select(invoices.c.id)
-                .where(
-                    invoices.c.customer_id == customer_id,
-                    invoices.c.status.in_(["open", "uncollectible"]),
-                )
-                .order_by(invoices.c.created_at)
-            ).scalars()
+        rows.get(conn, customers, customer_id)
+        currency = conn.execute(
+            select(subscriptions.c.currency).where(subscriptions.c.customer_id == customer_id)
+        ).scalar()
+    verdict = c.gateway.verify(card.token, customer_id=customer_id, currency=currency or "USD")
+    if not verdict.ok:
+        log.info("card verification declined for customer %s", customer_id)
+        raise CardDeclined(verdict.decline, requires_action=verdict.requires_action)
+
+
+def _card_audit(
+    kind: str, customer_id: str, card: Mapping[Any, Any], now: datetime
+) -> dict[str, Any]:
+    return audit_row(
+        kind, now, customer_id=customer_id, payment_method_id=card["id"], last4=card["last4"],
+        exp_month=card["exp_month"], exp_year=card["exp_year"], customer=customer_id,
+        payment_method=card["id"],
+    )  # fmt: skip
+
+
+def _attach(
+    conn: Connection, customer_id: str, pm_id: str, card: CardToken, gateway: str, now: datetime
+) -> Mapping[Any, Any]:
+    """The new card becomes the default and the card of every live subscription; a retry the
+    policy had moved to another card comes back to it; older links stop working."""
+    conn.execute(
+        update(payment_methods)
+        .where(payment_methods.c.customer_id == customer_id)
+        .values(is_default=False)
+    )
+    new_row = (
+        conn.execute(
+            payment_methods.insert()
+            .values(
+                id=pm_id,
+                customer_id=customer_id,
+                gateway=gateway,
+                token=card.token,
+                network=card.network,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                is_default=True,
+                status=CardStatus.active.value,
+                created_at=now,
+                updated_at=now,
+            )  # fmt: skip
+            .returning(*payment_methods.c)
         )
-    for invoice_id in owed:
-        with transaction(c.engine) as conn:
-            inv = queries.invoice(conn, invoice_id, lock=True)
-            if charging.in_flight(conn, invoice_id):
-                result.charged[invoice_id] = "in_flight"
-                continue
-            prepared = charging.prepare(
-                conn,
-                c,
-                inv,
-                queries.card(conn, pm_id),
-                initiator=Initiator.customer,
-                reason="card_updated",
-                now=now,
-            )
-        if prepared is None:
-            result.charged[invoice_id] = "not_allowed"
-            continue
-        outcome = charging.execute(c, prepared, now)
-        result.charged[invoice_id] = outcome.status if outcome else "unknown"
-        if outcome and outcome.succeeded:
+        .mappings()
+        .one()
+    )
+    record_many(conn, [_card_audit("card_added", customer_id, new_row, now)])
+    _point_to(conn, customer_id, pm_id, now)
+    return new_row
+
+
+def _point_to(conn: Connection, customer_id: str, pm_id: str, now: datetime) -> None:
+    conn.execute(
+        update(subscriptions)
+        .where(
+            subscriptions.c.customer_id == customer_id,
+            subscriptions.c.status != SubscriptionStatus.cancelled.value,
+        )
+        .values(payment_method_id=pm_id, updated_at=now)
+    )
+    conn.execute(
+        update(invoices)
+        .where(invoices.c.customer_id == customer_id, invoices.c.status == "open")
+        .values(retry_payment_method_id=None)
+    )
+    conn.execute(
+        update(customers)
+        .where(customers.c.id == customer_id)
+        .values(card_generation=customers.c.card_generation + 1, updated_at=now)
+    )
+
+
+def _remove(
+    conn: Connection, customer_id: str, old: Sequence[Mapping[Any, Any]], now: datetime
+) -> list[str]:
+    """Remove the customer's other cards; return their tokens (deleted at the gateway after
+    the commit)."""
+    if not old:
+        return []
+    conn.execute(
+        update(payment_methods)
+        .where(payment_methods.c.id.in_([r["id"] for r in old]))
+        .values(status=CardStatus.removed.value, is_default=False, updated_at=now)
+    )
+    record_many(conn, [_card_audit("card_removed", customer_id, row, now) for row in old])
+    return [row["token"] for row in old if row["token"]]
+
+
+def _confirm(
+    conn: Connection,
+    c: Pipeline,
+    customer_id: str,
+    new_row: Mapping[Any, Any],
+    old_default: Mapping[Any, Any] | None,
+    now: datetime,
+) -> None:
+    """The card-updated email and the merchant's ``card.updated`` event."""
+    # Expiry reminders held until their morning are about a card no longer in use.
+    notify.cancel_pending(conn, customer_id=customer_id, kinds=["card_expiring"])
+    cust = rows.get(conn, customers, customer_id)
+    ctx = notify.context(cust, card=old_default, new_card=new_row)
+    request = notify.EmailRequest(
+        "card_updated", f"card_updated:{new_row['id']}", cust, ctx, payment_method_id=new_row["id"]
+    )
+    ids = notify.queue_emails(conn, c, [request], now)
+    if ids:
+        after_commit(conn, lambda: c.dispatcher.send_notifications(ids))
+    outbound.card_updated(conn, customer_id, new_row, old_default, now)
+
+
+def pay_open_invoices(
+    c: Pipeline, customer_id: str, pm_id: str, now: datetime, result: ReplaceResult
+) -> None:
+    """Charge what is owed at once, oldest first, as customer-initiated charges on the card."""
+    with c.engine.connect() as conn:
+        owed = owed_by(conn, customer_id)
+    orders = [ChargeOrder(i, Initiator.customer, "card_updated", card_id=pm_id) for i in owed]
+    for invoice_id, outcome in charge(c, orders, now).items():
+        result.charged[invoice_id] = outcome
+        if outcome == "succeeded":
             result.reactivated.append(invoice_id)

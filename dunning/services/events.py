@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select, update
 
-from dunning.bootstrap import Container
 from dunning.errors import NotFound
 from dunning.gateways.base import ChargeResult, Decline
-from dunning.services import lifecycle, outcomes
+from dunning.ports import Pipeline
+from dunning.services import lifecycle
+from dunning.services.attempt_results import apply_answers
+from dunning.services.event_records import ensure_subscription, insert_card
 from dunning.services.failures import FailedCharge, record_failure
-from dunning.store import queries
+from dunning.store import attempts, rows
 from dunning.store.tables import (
     customers,
-    payment_attempts,
     payment_methods,
     subscriptions,
     webhook_events,
 )
 from dunning.store.uow import transaction
-from dunning.store.upsert import insert_ignore
 from dunning.webhooks import events as ev
 from dunning.webhooks.quickpay import parse_quickpay
 from dunning.webhooks.stripe import parse_stripe
@@ -36,7 +36,7 @@ from dunning.webhooks.stripe import parse_stripe
 log = logging.getLogger(__name__)
 
 
-def parse(provider: str, payload: Mapping[str, Any], received_at: datetime) -> list[ev.Event]:
+def parse(provider: str, payload: Mapping[Any, Any], received_at: datetime) -> list[ev.Event]:
     """The internal events of a stored payload (raises ``MalformedEvent``)."""
     if provider == "stripe":
         return parse_stripe(payload)
@@ -45,7 +45,7 @@ def parse(provider: str, payload: Mapping[str, Any], received_at: datetime) -> l
     raise ev.MalformedEvent(f"provider: unknown provider {provider!r}")
 
 
-def process_event(c: Container, event_row_id: int, now: datetime) -> str:
+def process_event(c: Pipeline, event_row_id: int, now: datetime) -> str:
     """Apply one stored event; safe to run twice. Returns the event's new status."""
     with c.engine.connect() as conn:
         row = (
@@ -64,6 +64,9 @@ def process_event(c: Container, event_row_id: int, now: datetime) -> str:
     except (ev.MalformedEvent, NotFound) as exc:
         status, error = "failed", str(exc)
         log.warning("webhook event %s/%s not applied: %s", row["provider"], row["event_id"], exc)
+    else:
+        if "deferred" in applied:
+            return _defer(c, row, now)
     with c.engine.begin() as conn:
         conn.execute(
             update(webhook_events)
@@ -73,7 +76,22 @@ def process_event(c: Container, event_row_id: int, now: datetime) -> str:
     return status
 
 
-def apply(c: Container, event: ev.Event, now: datetime) -> str:
+def _defer(c: Pipeline, row: Mapping[Any, Any], now: datetime) -> str:
+    """Leave the event for later: the producer offers it again once the charge in flight on
+    its invoice has had time to be answered or looked up."""
+    until = now + timedelta(seconds=c.settings.timing.unknown_after_s)
+    stmt = update(webhook_events).where(
+        webhook_events.c.id == row["id"], webhook_events.c.status == "received"
+    )
+    with c.engine.begin() as conn:
+        conn.execute(stmt.values(claimed_until=until, error="deferred: a charge is in flight"))
+    log.info(
+        "webhook event %s/%s deferred: a charge is in flight", row["provider"], row["event_id"]
+    )
+    return "deferred"
+
+
+def apply(c: Pipeline, event: ev.Event, now: datetime) -> str:
     """Act on one internal event; returns a word for what it did."""
     match event:
         case ev.PaymentFailed() | ev.ActionRequired():
@@ -110,13 +128,13 @@ def apply(c: Container, event: ev.Event, now: datetime) -> str:
     return "ignored"
 
 
-def _failed(c: Container, event: ev.PaymentFailed | ev.ActionRequired, now: datetime) -> str:
+def _failed(c: Pipeline, event: ev.PaymentFailed | ev.ActionRequired, now: datetime) -> str:
     key = getattr(event, "attempt_key", None)
     if key and _attempt_exists(c, key):
         return "known_attempt"  # our own charge: already counted when we made it
     if event.invoice_ref is None or event.subscription_ref is None:
         return "ignored"
-    _ensure_subscription(c, event, now)
+    ensure_subscription(c, event, now)
     decline = event.decline
     if isinstance(event, ev.ActionRequired) and not decline.decline_code:
         decline = Decline(decline_code="authentication_required")
@@ -135,23 +153,21 @@ def _failed(c: Container, event: ev.PaymentFailed | ev.ActionRequired, now: date
     )
 
 
-def _paid(c: Container, event: ev.InvoicePaid, now: datetime) -> str:
+def _paid(c: Pipeline, event: ev.InvoicePaid, now: datetime) -> str:
     if event.attempt_key and _attempt_exists(c, event.attempt_key):
         # Our own charge succeeded: settle its attempt (it may still be unknown to us).
         with transaction(c.engine) as conn:
-            outcomes.apply_result(
-                conn, c, event.attempt_key, ChargeResult("succeeded", charge_id=None), now
-            )
+            apply_answers(conn, c, [(event.attempt_key, ChargeResult("succeeded"))], now)
         return "attempt_settled"
     if event.invoice_ref is None:
         return "ignored"
-    paid = lifecycle.invoice_paid_elsewhere(c, event.invoice_ref, now, source=event.provider)
-    return "paid" if paid else "ignored"
+    # "deferred" while a charge of ours is in flight: its answer comes first.
+    return lifecycle.invoice_paid_elsewhere(c, event.invoice_ref, now, source=event.provider)
 
 
-def _subscription(c: Container, event: ev.SubscriptionChanged, now: datetime) -> str:
+def _subscription(c: Pipeline, event: ev.SubscriptionChanged, now: datetime) -> str:
     with c.engine.connect() as conn:
-        known = queries.find(conn, subscriptions, event.subscription_ref)
+        known = rows.find(conn, subscriptions, event.subscription_ref)
     if known is None:
         return "ignored"
     if event.cancelled:
@@ -173,124 +189,17 @@ def _subscription(c: Container, event: ev.SubscriptionChanged, now: datetime) ->
     return "updated"
 
 
-def _attached(c: Container, event: ev.CardAttached, now: datetime) -> str:
+def _attached(c: Pipeline, event: ev.CardAttached, now: datetime) -> str:
     card = event.card
     if event.customer_ref is None or not (card.last4 and card.exp_month and card.exp_year):
         return "ignored"
     with c.engine.begin() as conn:
-        if queries.find(conn, customers, event.customer_ref) is None:
+        if rows.find(conn, customers, event.customer_ref) is None:
             return "ignored"
-        _insert_card(conn, event.payment_method_ref, event.customer_ref, card, event.provider, now)
+        insert_card(conn, event.payment_method_ref, event.customer_ref, card, event.provider, now)
     return "card_added"
 
 
-def _attempt_exists(c: Container, key: str) -> bool:
+def _attempt_exists(c: Pipeline, key: str) -> bool:
     with c.engine.connect() as conn:
-        return (
-            conn.execute(
-                select(payment_attempts.c.id).where(payment_attempts.c.idempotency_key == key)
-            ).first()
-            is not None
-        )
-
-
-def _insert_card(
-    conn: Connection,
-    ref: str,
-    customer_ref: str,
-    card: ev.CardInfo,
-    provider: str,
-    now: datetime,
-    *,
-    default: bool = False,
-) -> None:
-    insert_ignore(
-        conn,
-        payment_methods,
-        [
-            {
-                "id": ref,
-                "customer_id": customer_ref,
-                "gateway": provider,
-                "token": ref,
-                "network": card.network,
-                "last4": card.last4 or "0000",
-                "exp_month": card.exp_month or 12,
-                "exp_year": card.exp_year or 2099,
-                "is_default": default,
-                "status": "active",
-                "created_at": now,
-                "updated_at": now,
-            }
-        ],
-        conflict=["id"],
-    )
-
-
-def _ensure_subscription(
-    c: Container, event: ev.PaymentFailed | ev.ActionRequired, now: datetime
-) -> None:
-    """Create the customer, card and subscription an event names when they are new to us."""
-    assert event.subscription_ref is not None
-    with c.engine.begin() as conn:
-        if queries.find(conn, subscriptions, event.subscription_ref) is not None:
-            return
-        info = getattr(event, "customer", None)
-        card = getattr(event, "card", None)
-        customer_ref = event.customer_ref or (info.ref if info else None)
-        if customer_ref is None or (
-            queries.find(conn, customers, customer_ref) is None and (info is None or not info.email)
-        ):
-            raise NotFound(
-                f"subscription {event.subscription_ref!r} is unknown and the event "
-                "does not say whose it is"
-            )
-        insert_ignore(
-            conn,
-            customers,
-            [
-                {
-                    "id": customer_ref,
-                    "email": info.email if info else "",
-                    "name": info.name or "" if info else "",
-                    "billing_emails": [],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
-            conflict=["id"],
-        )
-        card_id = None
-        if card is not None and card.ref and card.last4:
-            has_default = (
-                conn.execute(
-                    select(payment_methods.c.id).where(
-                        payment_methods.c.customer_id == customer_ref,
-                        payment_methods.c.is_default.is_(True),
-                    )
-                ).first()
-                is not None
-            )
-            _insert_card(
-                conn, card.ref, customer_ref, card, event.provider, now, default=not has_default
-            )
-            card_id = card.ref
-        insert_ignore(
-            conn,
-            subscriptions,
-            [
-                {
-                    "id": event.subscription_ref,
-                    "customer_id": customer_ref,
-                    "plan": "default",
-                    "amount": event.amount,
-                    "currency": event.currency.upper(),
-                    "interval": "month",
-                    "status": "active",
-                    "payment_method_id": card_id,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
-            conflict=["id"],
-        )
+        return attempts.exists(conn, key)

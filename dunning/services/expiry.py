@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, tuple_
 
-from dunning.bootstrap import Container
 from dunning.policy.expiry import expiry_reminders
+from dunning.ports import Pipeline
 from dunning.services import notify, outbound
 from dunning.store.tables import customers, payment_methods, subscriptions
 from dunning.store.uow import after_commit, transaction
@@ -19,7 +19,7 @@ from dunning.store.uow import after_commit, transaction
 STALE_AFTER = timedelta(days=2)
 
 
-def _lookahead(c: Container) -> timedelta:
+def _lookahead(c: Pipeline) -> timedelta:
     """How far ahead a scan queues reminders: until the next scan. The scan runs once per
     interval (daily) at whatever hour the scheduler started; a reminder is held in the outbox
     until its local morning instead of going out up to a day late, or on the 1st."""
@@ -35,7 +35,7 @@ def _months_ahead(now: datetime, months: int) -> list[tuple[int, int]]:
     return out
 
 
-def queue_expiry_reminders(c: Container, now: datetime) -> int:
+def queue_expiry_reminders(c: Pipeline, now: datetime) -> int:
     """Queue the reminders that are due now; returns how many were newly queued."""
     horizon_days = max(c.policy.for_plan("default", "month").expiry_reminder_days or (0,))
     months = _months_ahead(now, horizon_days // 28 + 2)

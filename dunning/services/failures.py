@@ -1,24 +1,29 @@
-"""A failed renewal charge reported from outside (a gateway webhook, the simulation, an import):
-open the invoice if it is new, record the attempt, and start dunning."""
+"""A failed renewal charge reported from outside (a gateway webhook, the simulation): open the
+invoice if it is new, record the attempt, and start dunning. An invoice of a cancelled
+subscription is recorded void: nothing will ever charge it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection
 
-from dunning.bootstrap import Container
-from dunning.gateways.base import Decline
-from dunning.model import SubscriptionStatus
+from dunning.model import AttemptStatus, Initiator, InvoiceStatus, SubscriptionStatus
 from dunning.policy.declines import classify
 from dunning.policy.schedule import dunning_steps
-from dunning.policy.types import Verdict
-from dunning.services import outcomes
-from dunning.services.audit import record
-from dunning.services.charging import idempotency_key
-from dunning.store import queries
-from dunning.store.tables import invoices, payment_attempts
+from dunning.policy.types import Decline, Verdict
+from dunning.ports import Pipeline
+from dunning.services.attempt_results import attempt_audit
+from dunning.services.audit import record, record_many
+from dunning.services.case import Case
+from dunning.services.retry_schedule import after_decline
+from dunning.services.subscription_state import move_subscription
+from dunning.store import attempts, invoices, rows
+from dunning.store.tables import customers, payment_methods, subscriptions
+from dunning.store.tables import invoices as invoice_table
 from dunning.store.uow import transaction
 
 
@@ -35,116 +40,110 @@ class FailedCharge:
     gateway_charge_id: str | None = None
 
 
-def record_failure(c: Container, failure: FailedCharge, now: datetime) -> str:
-    """Start (or continue) dunning for an invoice whose charge failed. Safe to run twice."""
+def record_failure(c: Pipeline, failure: FailedCharge, now: datetime) -> str:
+    """Start (or continue) dunning for an invoice whose charge failed. Safe to run twice.
+    Returns ``recorded``, ``known_attempt``, ``not_open``, ``cancelled`` or ``no_card``."""
     with transaction(c.engine) as conn:
-        if (
-            failure.attempt_key
-            and conn.execute(
-                select(payment_attempts.c.id).where(
-                    payment_attempts.c.idempotency_key == failure.attempt_key
-                )
-            ).first()
-        ):
+        if failure.attempt_key and attempts.exists(conn, failure.attempt_key):
             return "known_attempt"
-        sub = queries.subscription(conn, failure.subscription_id)
-        cust = queries.customer(conn, sub["customer_id"])
-        inv = queries.find(conn, invoices, failure.invoice_id)
+        sub = rows.get(conn, subscriptions, failure.subscription_id)
+        cust = rows.get(conn, customers, sub["customer_id"])
+        inv: Mapping[Any, Any] | None = rows.find(conn, invoice_table, failure.invoice_id)
         if inv is None:
-            policy = c.policy.for_plan(sub["plan"], sub["interval"])
-            steps = dunning_steps(failure.occurred_at, cust["timezone"] or "UTC", policy)
-            conn.execute(
-                invoices.insert().values(
-                    id=failure.invoice_id,
-                    subscription_id=sub["id"],
-                    customer_id=cust["id"],
-                    amount=failure.amount,
-                    currency=failure.currency.upper(),
-                    status="open",
-                    attempt_count=0,
-                    first_failed_at=failure.occurred_at,
-                    next_step_at=steps[0].at if steps else None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            record(
-                conn,
-                "invoice_status",
-                now,
-                invoice_id=failure.invoice_id,
-                customer_id=cust["id"],
-                subscription_id=sub["id"],
-                reason="payment_failed",
-                **{"from": None, "to": "open"},
-            )
-            inv = queries.invoice(conn, failure.invoice_id)
-        elif inv["status"] != "open":
+            inv = _open_invoice(conn, c, failure, sub, cust, now)
+        elif inv["status"] != InvoiceStatus.open:
             return "not_open"
         elif inv["first_failed_at"] is None:
-            conn.execute(
-                invoices.update()
-                .where(invoices.c.id == inv["id"])
-                .values(first_failed_at=failure.occurred_at)
-            )
-        card_id = sub["payment_method_id"]
-        if card_id is None:
+            invoices.set_values(conn, inv["id"], now=now, first_failed_at=failure.occurred_at)
+            inv = dict(inv, first_failed_at=failure.occurred_at)
+        if sub["status"] == SubscriptionStatus.cancelled:
+            return "cancelled"
+        card = rows.find(conn, payment_methods, sub["payment_method_id"] or "")
+        if card is None:
             return "no_card"
-        card = queries.card(conn, card_id)
-        attempt_no = int(inv["attempt_count"]) + 1
-        d = failure.decline or Decline()
-        cls = classify(failure.decline, card["network"], gateway=c.gateway.name)
-        conn.execute(
-            invoices.update()
-            .where(invoices.c.id == inv["id"])
-            .values(attempt_count=attempt_no, updated_at=now)
-        )
-        conn.execute(
-            payment_attempts.insert().values(
-                idempotency_key=failure.attempt_key or idempotency_key(inv["id"], attempt_no),
-                invoice_id=inv["id"],
-                attempt_no=attempt_no,
-                customer_id=cust["id"],
-                payment_method_id=card_id,
-                network=card["network"],
-                amount=inv["amount"],
-                currency=inv["currency"],
-                initiator="merchant",
-                status="declined",
-                decline_code=d.decline_code,
-                network_code=d.network_code,
-                advice_code=d.advice_code,
-                network_advice_code=d.network_advice_code,
-                decline_class=cls.decline_class,
-                reason="renewal" if attempt_no == 1 else "gateway",
-                gateway_charge_id=failure.gateway_charge_id,
-                created_at=failure.occurred_at,
-                resolved_at=now,
-            )
-        )
-        record(
-            conn,
-            "charge_attempt",
-            failure.occurred_at,
-            invoice_id=inv["id"],
-            customer_id=cust["id"],
-            payment_method_id=card_id,
-            reason="renewal" if attempt_no == 1 else "gateway",
-            attempt=attempt_no,
-            result="declined",
-            initiator="merchant",
-            decline_class=cls.decline_class,
-            amount=inv["amount"],
-            currency=inv["currency"],
-            decline_code=d.decline_code,
-            network_code=d.network_code,
-            advice_code=d.advice_code,
-            network_advice_code=d.network_advice_code,
-        )
-        outcomes.set_subscription_status(
-            conn, sub, SubscriptionStatus.past_due, now, reason="payment_failed"
-        )
-        if cls.verdict in (Verdict.unknown, Verdict.duplicate):
-            cls = classify(Decline(decline_code="generic_decline"), card["network"])
-        outcomes.after_decline(conn, c, inv["id"], card, cls, now, attempt_no=attempt_no)
+        _record_attempt(conn, c, Case(inv, sub, cust, card), failure, now)
     return "recorded"
+
+
+def _open_invoice(
+    conn: Connection,
+    c: Pipeline,
+    failure: FailedCharge,
+    sub: Mapping[Any, Any],
+    cust: Mapping[Any, Any],
+    now: datetime,
+) -> Mapping[Any, Any]:
+    """Write the new invoice (void when its subscription is cancelled); return its row."""
+    cancelled = sub["status"] == SubscriptionStatus.cancelled
+    status = InvoiceStatus.void if cancelled else InvoiceStatus.open
+    policy = c.policy.for_plan(sub["plan"], sub["interval"])
+    steps = dunning_steps(failure.occurred_at, cust["timezone"] or "UTC", policy)
+    inv = (
+        conn.execute(
+            invoice_table.insert()
+            .values(
+                id=failure.invoice_id,
+                subscription_id=sub["id"],
+                customer_id=cust["id"],
+                amount=failure.amount,
+                currency=failure.currency.upper(),
+                status=status.value,
+                attempt_count=0,
+                first_failed_at=failure.occurred_at,
+                next_step_at=steps[0].at if steps and not cancelled else None,
+                stop_reason="cancelled" if cancelled else None,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(*invoice_table.c)
+        )
+        .mappings()
+        .one()
+    )
+    record(
+        conn,
+        "invoice_status",
+        now,
+        invoice_id=failure.invoice_id,
+        customer_id=cust["id"],
+        subscription_id=sub["id"],
+        reason="subscription_cancelled" if cancelled else "payment_failed",
+        **{"from": None, "to": status.value},
+    )
+    return inv
+
+
+def _record_attempt(
+    conn: Connection, c: Pipeline, case: Case, failure: FailedCharge, now: datetime
+) -> None:
+    card = case.card
+    assert card is not None  # the caller checked
+    attempt_no = int(case.invoice["attempt_count"]) + 1
+    invoices.set_values(conn, case.id, now=now, attempt_count=attempt_no)
+    cls = classify(failure.decline, card["network"], gateway=c.gateway.name)
+    reason = "renewal" if attempt_no == 1 else "gateway"
+    row: dict[str, Any] = attempts.new_row(
+        case.invoice, card, attempt_no, initiator=Initiator.merchant, reason=reason,
+        at=failure.occurred_at, status=AttemptStatus.declined,
+    )  # fmt: skip
+    if failure.attempt_key:
+        row["idempotency_key"] = failure.attempt_key
+    codes = attempts.decline_columns(failure.decline)
+    row |= codes | {
+        "decline_class": cls.decline_class,
+        "gateway_charge_id": failure.gateway_charge_id,
+        "resolved_at": now,
+    }
+    attempts.insert_rows(conn, [row])
+    audit = attempt_audit(
+        row, "declined", failure.occurred_at, decline_class=cls.decline_class, **codes
+    )
+    record_many(conn, [audit])
+    move_subscription(
+        conn, case.subscription, SubscriptionStatus.past_due, now, reason="payment_failed"
+    )
+    if cls.verdict in (Verdict.unknown, Verdict.duplicate):
+        # Reported as failed: whatever the code, it is a decline here, and a generic one.
+        cls = classify(Decline(decline_code="generic_decline"), card["network"])
+    case = replace(case, invoice=dict(case.invoice, attempt_count=attempt_no))
+    after_decline(conn, c, case, card, cls, now, attempt_no=attempt_no)

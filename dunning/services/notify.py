@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from dunning.bootstrap import Container
 from dunning.links import make_link_token, update_url
 from dunning.mail.message import message_id_for
 from dunning.policy.timing import email_time
+from dunning.ports import Pipeline
 from dunning.store.tables import notifications
 from dunning.store.upsert import insert_ignore
 
@@ -61,7 +61,7 @@ def card_view(row: Mapping[Any, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def link_for(c: Container, customer: Mapping[Any, Any], purpose: str, now: datetime) -> str:
+def link_for(c: Pipeline, customer: Mapping[Any, Any], purpose: str, now: datetime) -> str:
     """A signed card-update link bound to the customer and their current card generation."""
     token = make_link_token(
         c.settings.link_secret,
@@ -107,7 +107,7 @@ def context(
 
 
 def queue_emails(
-    conn: Connection, c: Container, requests: Sequence[EmailRequest], now: datetime
+    conn: Connection, c: Pipeline, requests: Sequence[EmailRequest], now: datetime
 ) -> list[int]:
     """Insert outbox rows (skipping dedup keys already there); return the new rows' ids."""
     rows = []

@@ -4,32 +4,35 @@ The customer-facing promise behind these is "contact the business for a manual r
 (docs/customer-promises.md #3): support can charge again now, hold dunning while a customer
 sorts things out, record a payment made elsewhere, or give up on the invoice. Every action
 re-reads the invoice in its transaction and refuses (``InvalidTransition``, nothing written)
-what the lifecycle forbids.
+what the lifecycle forbids or what a charge in flight makes unsafe.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, update
+from sqlalchemy import Connection
 
-from dunning.bootstrap import Container
 from dunning.errors import InvalidTransition, PermanentError
-from dunning.model import InvoiceStatus, check_transition
+from dunning.model import InvoiceStatus, SubscriptionStatus, check_transition
 from dunning.policy.schedule import dunning_steps
-from dunning.services import charging, notify, outbound, outcomes
+from dunning.ports import Pipeline
+from dunning.services import notify, outbound
 from dunning.services.audit import record
-from dunning.store import queries
-from dunning.store.tables import invoices
-from dunning.store.uow import transaction
+from dunning.services.case import Case, load_cases
+from dunning.services.settlement import Payment, settle
+from dunning.store import attempts, invoices, rows, status
+from dunning.store.tables import invoices as invoice_table
+from dunning.store.uow import after_commit, transaction
 
 ACTIONS = ("retry", "pause", "resume", "mark-paid", "write-off")
 _REASON_COLUMN = 64  # audit_log.reason; the full text goes into the message
 
 
 def _audit(
-    conn: Connection, action: str, inv: RowMapping, now: datetime, *, reason: str, by: str
+    conn: Connection, action: str, inv: Mapping[Any, Any], now: datetime, *, reason: str, by: str
 ) -> None:
     record(
         conn,
@@ -45,121 +48,127 @@ def _audit(
     )
 
 
-def _open(conn: Connection, invoice_id: str, action: str) -> RowMapping:
-    inv = queries.invoice(conn, invoice_id, lock=True)
-    if inv["status"] != InvoiceStatus.open:
+def _case(conn: Connection, invoice_id: str) -> Case:
+    """The invoice's case, its row locked for the rest of the transaction."""
+    rows.get(conn, invoice_table, invoice_id, lock=True)
+    return load_cases(conn, [invoice_id])[invoice_id]
+
+
+def _open(conn: Connection, invoice_id: str, action: str) -> Case:
+    case = _case(conn, invoice_id)
+    current = case.invoice["status"]
+    if current != InvoiceStatus.open:
         raise InvalidTransition(
-            f"invoice {invoice_id} is {inv['status']}: only an open invoice can be {action}"
+            f"invoice {invoice_id} is {current}: only an open invoice can be {action}"
         )
-    return inv
+    return case
 
 
-def _set(conn: Connection, invoice_id: str, now: datetime, **values: Any) -> None:
-    conn.execute(
-        update(invoices).where(invoices.c.id == invoice_id).values(updated_at=now, **values)
-    )
+def _no_charge_in_flight(conn: Connection, invoice_id: str, what: str) -> None:
+    busy = attempts.in_flight(conn, [invoice_id])
+    if busy:
+        raise InvalidTransition(
+            f"invoice {invoice_id} has a charge whose outcome is not known yet "
+            f"({busy[invoice_id]}); {what} once it has been looked up"
+        )
 
 
-def retry(c: Container, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
-    """Charge again as soon as the retry producer runs; network limits still apply."""
+def retry(c: Pipeline, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
+    """Queue a charge now; it goes through the same checks and network limits as any retry."""
     with transaction(c.engine) as conn:
-        inv = _open(conn, invoice_id, "retried")
+        case = _open(conn, invoice_id, "retried")
+        inv = case.invoice
+        if case.subscription["status"] == SubscriptionStatus.cancelled:
+            raise InvalidTransition(
+                f"invoice {invoice_id} belongs to a cancelled subscription: it is not charged"
+            )
         if inv["paused"]:
             raise InvalidTransition(
                 f"invoice {invoice_id} is paused: resume it first (dunning invoice resume)"
             )
-        if charging.in_flight(conn, invoice_id):
-            raise InvalidTransition(
-                f"invoice {invoice_id} has a charge whose outcome is not known yet; "
-                "wait for it to be looked up"
-            )
-        _set(
-            conn,
-            invoice_id,
-            now,
-            next_attempt_at=now,
-            next_attempt_reason="operator_retry",
-            stop_reason=None,
-            retry_claimed_until=None,
-        )
+        _no_charge_in_flight(conn, invoice_id, "retry it")
+        # Enqueued at once, and claimed as the producer claims: it does not enqueue it again
+        # while the message is on its way.
+        lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+        invoices.set_values(
+            conn, invoice_id, now=now, next_attempt_at=now, next_attempt_reason="operator_retry",
+            stop_reason=None, retry_claimed_until=lease,
+        )  # fmt: skip
         _audit(conn, "retry", inv, now, reason=reason, by=by)
+        item = (invoice_id, int(inv["attempt_count"]) + 1)
+        after_commit(conn, lambda: c.dispatcher.retry_charges([item]))
 
 
-def pause(c: Container, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
+def pause(c: Pipeline, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
     """Hold retries and reminder steps until :func:`resume`."""
     with transaction(c.engine) as conn:
-        inv = _open(conn, invoice_id, "paused")
+        inv = _open(conn, invoice_id, "paused").invoice
         if inv["paused"]:
             raise InvalidTransition(f"invoice {invoice_id} is already paused")
-        _set(conn, invoice_id, now, paused=True, next_step_at=None, step_claimed_until=None)
+        invoices.set_values(
+            conn, invoice_id, now=now, paused=True, next_step_at=None, step_claimed_until=None
+        )
         _audit(conn, "pause", inv, now, reason=reason, by=by)
 
 
-def resume(c: Container, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
+def resume(c: Pipeline, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
     """Lift a pause: the pending retry and the next step become due again at their times
     (at once when those passed during the pause)."""
     with transaction(c.engine) as conn:
-        inv = _open(conn, invoice_id, "resumed")
+        case = _open(conn, invoice_id, "resumed")
+        inv = case.invoice
         if not inv["paused"]:
             raise InvalidTransition(f"invoice {invoice_id} is not paused")
-        _set(conn, invoice_id, now, paused=False, next_step_at=_next_step(conn, c, inv))
+        invoices.set_values(
+            conn, invoice_id, now=now, paused=False, next_step_at=_next_step(c, case)
+        )
         _audit(conn, "resume", inv, now, reason=reason, by=by)
 
 
-def _next_step(conn: Connection, c: Container, inv: RowMapping) -> datetime | None:
+def _next_step(c: Pipeline, case: Case) -> datetime | None:
+    inv = case.invoice
     if inv["first_failed_at"] is None:
         return None
-    sub = queries.subscription(conn, inv["subscription_id"])
-    cust = queries.customer(conn, inv["customer_id"])
-    policy = c.policy.for_plan(sub["plan"], sub["interval"])
-    steps = dunning_steps(inv["first_failed_at"], cust["timezone"] or "UTC", policy)
+    steps = dunning_steps(inv["first_failed_at"], case.timezone, case.policy(c.policy))
     index = int(inv["steps_done"])
     return steps[index].at if index < len(steps) else None
 
 
-def mark_paid(c: Container, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
+def mark_paid(c: Pipeline, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
     """Record a payment made outside the pipeline: paid, reactivated, receipt sent."""
     with transaction(c.engine) as conn:
-        inv = queries.invoice(conn, invoice_id, lock=True)
+        inv = _case(conn, invoice_id).invoice
+        if inv["status"] == InvoiceStatus.paid:
+            raise InvalidTransition(f"invoice {invoice_id} is already paid; nothing to record")
         check_transition(InvoiceStatus(inv["status"]), InvoiceStatus.paid)
-        if not outcomes.settle_paid(conn, c, invoice_id, now, source="operator"):
+        _no_charge_in_flight(conn, invoice_id, "record the payment")
+        if not settle(conn, c, [Payment(invoice_id, "operator")], now):
             raise InvalidTransition(f"invoice {invoice_id} changed meanwhile; look again")
         _audit(conn, "mark-paid", inv, now, reason=reason, by=by)
 
 
-def write_off(c: Container, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
+def write_off(c: Pipeline, invoice_id: str, now: datetime, *, reason: str, by: str) -> None:
     """Give up on the invoice: uncollectible, no more retries, reminders or emails."""
     with transaction(c.engine) as conn:
-        inv = queries.invoice(conn, invoice_id, lock=True)
+        inv = _case(conn, invoice_id).invoice
         check_transition(InvoiceStatus(inv["status"]), InvoiceStatus.uncollectible)
-        _set(
-            conn,
-            invoice_id,
-            now,
-            status=InvoiceStatus.uncollectible.value,
-            next_attempt_at=None,
-            next_step_at=None,
-            retry_claimed_until=None,
-            step_claimed_until=None,
-            stop_reason="written_off",
-        )
+        status.move(
+            conn, invoice_table, [(inv["id"], inv["status"])], InvoiceStatus.uncollectible,
+            next_attempt_at=None, next_step_at=None, retry_claimed_until=None,
+            step_claimed_until=None, stop_reason="written_off", updated_at=now,
+        )  # fmt: skip
         record(
-            conn,
-            "invoice_status",
-            now,
-            invoice_id=invoice_id,
-            customer_id=inv["customer_id"],
-            actor=by[:64],
-            reason="written_off",
+            conn, "invoice_status", now, invoice_id=invoice_id, customer_id=inv["customer_id"],
+            actor=by[:64], reason="written_off",
             **{"from": inv["status"], "to": InvoiceStatus.uncollectible.value},
-        )
+        )  # fmt: skip
         notify.cancel_pending(conn, invoice_id=invoice_id)
         outbound.invoice_event(conn, "invoice.written_off", inv, now, status="uncollectible")
         _audit(conn, "write-off", inv, now, reason=reason, by=by)
 
 
 def apply(
-    c: Container, action: str, invoice_id: str, now: datetime, *, reason: str, by: str
+    c: Pipeline, action: str, invoice_id: str, now: datetime, *, reason: str, by: str
 ) -> None:
     """Run one of :data:`ACTIONS` by name."""
     handlers = {

@@ -1,31 +1,23 @@
-"""Outbound events: signed webhooks (Standard Webhooks) to the merchant's own application.
+"""Outbound events: what the merchant's own application is told (Standard Webhooks).
 
 :func:`emit` writes one ``outbound_events`` row per enabled endpoint that wants the event, in
 the caller's transaction, so an event exists exactly when the change it reports was committed.
-The producer finds due rows and the ``deliver_outbound`` actor POSTs them. The ``webhook-id``
-is fixed when the event is written, so every retry carries the same one and a receiver can
-drop duplicates. Payloads carry ids, amounts and card brand/last4, never tokens.
+The producer finds due rows and :mod:`dunning.services.outbound_delivery` sends them. The
+``webhook-id`` is fixed when the event is written, so every retry carries the same one and a
+receiver can drop duplicates. Payloads carry ids, amounts and card brand/last4, never tokens.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import httpx
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, insert, select
 
-from dunning.bootstrap import Container
 from dunning.errors import PermanentError
 from dunning.store.tables import notifications, outbound_events, payment_methods, webhook_endpoints
-from dunning.webhooks.signatures import standard_headers
-
-log = logging.getLogger(__name__)
 
 EVENT_TYPES = (
     "subscription.suspended",
@@ -38,28 +30,10 @@ EVENT_TYPES = (
 # A failing endpoint still receives new events, so it catches up once it is fixed; an
 # operator removes an endpoint to stop them.
 ENABLED = ("active", "failing")
-# Waits after the 1st, 2nd, ... failed delivery: about 28 hours in all, then the event fails.
-RETRY_DELAYS = tuple(timedelta(minutes=m) for m in (1, 5, 30, 2 * 60, 5 * 60, 10 * 60, 10 * 60))
-DELIVERY_TIMEOUT_S = 10.0
-# Stop starting deliveries after this long, well inside the actor's time limit; what is left
-# stays claimed and is found again when the claim runs out.
-BATCH_BUDGET_S = 200.0
 
 
 def new_message_id() -> str:
     return "msg_" + uuid.uuid4().hex
-
-
-def next_delay(failed_attempts: int) -> timedelta | None:
-    """How long to wait after ``failed_attempts`` failed deliveries; ``None``: give up."""
-    if 1 <= failed_attempts <= len(RETRY_DELAYS):
-        return RETRY_DELAYS[failed_attempts - 1]
-    return None
-
-
-def body_of(payload: Mapping[Any, Any]) -> bytes:
-    """The exact bytes that are signed and sent."""
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
 def _targets(conn: Connection, event_type: str) -> list[int]:
@@ -236,132 +210,3 @@ def cards_expiring(conn: Connection, notification_ids: Sequence[int], now: datet
         for row in rows
     ]
     emit_many(conn, "card.expiring", datas, now)
-
-
-# -- delivery ----------------------------------------------------------------------------------
-
-
-def _claim(c: Container, event_id: int, now: datetime) -> RowMapping | None:
-    """Take one due event for a delivery attempt; ``None`` when it is not due or not ours."""
-    with c.engine.begin() as conn:
-        row = (
-            conn.execute(
-                select(
-                    outbound_events,
-                    webhook_endpoints.c.url,
-                    webhook_endpoints.c.secret,
-                    webhook_endpoints.c.status.label("endpoint_status"),
-                )
-                .join(webhook_endpoints, webhook_endpoints.c.id == outbound_events.c.endpoint_id)
-                .where(outbound_events.c.id == event_id)
-            )
-            .mappings()
-            .first()
-        )
-        if (
-            row is None
-            or row["status"] != "pending"
-            or row["next_attempt_at"] > now
-            or row["endpoint_status"] not in ENABLED
-        ):
-            return None
-        # Moving next_attempt_at past the lease takes the row out of the due set: a duplicate
-        # message finds it not due, and after a crash the producer finds it again.
-        lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
-        taken = conn.execute(
-            update(outbound_events)
-            .where(
-                outbound_events.c.id == event_id,
-                outbound_events.c.status == "pending",
-                outbound_events.c.attempts == row["attempts"],
-            )
-            .values(attempts=row["attempts"] + 1, next_attempt_at=lease)
-        ).rowcount
-    return row if taken == 1 else None
-
-
-def _post(client: httpx.Client, row: RowMapping, now: datetime) -> str | None:
-    """POST one event; ``None`` on a 2xx answer, else what went wrong."""
-    body = body_of(row["payload"])
-    headers = standard_headers(row["secret"], row["message_id"], int(now.timestamp()), body)
-    headers["content-type"] = "application/json"
-    try:
-        response = client.post(row["url"], content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:500]
-    if 200 <= response.status_code < 300:
-        return None
-    return f"HTTP {response.status_code}"
-
-
-def deliver_one(c: Container, client: httpx.Client, event_id: int, now: datetime) -> str:
-    """Make one delivery attempt of an outbound event. Returns what happened."""
-    row = _claim(c, event_id, now)
-    if row is None:
-        return "skipped"
-    error = _post(client, row, now)
-    attempts = row["attempts"] + 1
-    with c.engine.begin() as conn:
-        if error is None:
-            _finish(conn, event_id, status="delivered", delivered_at=now, last_error=None)
-            conn.execute(
-                update(webhook_endpoints)
-                .where(webhook_endpoints.c.id == row["endpoint_id"])
-                .where(webhook_endpoints.c.status == "failing")
-                .values(status="active", failing_since=None, updated_at=now)
-            )
-            return "delivered"
-        delay = next_delay(attempts)
-        if delay is not None:
-            _finish(conn, event_id, next_attempt_at=now + delay, last_error=error)
-            log.info(
-                "webhook %s to endpoint %s failed (%s); retry in %s",
-                row["message_id"],
-                row["endpoint_id"],
-                error,
-                delay,
-            )
-            return "retrying"
-        _finish(conn, event_id, status="failed", last_error=error)
-        conn.execute(
-            update(webhook_endpoints)
-            .where(webhook_endpoints.c.id == row["endpoint_id"])
-            .values(
-                status="failing",
-                failing_since=func.coalesce(webhook_endpoints.c.failing_since, now),
-                updated_at=now,
-            )
-        )
-    log.warning(
-        "webhook %s to endpoint %s failed for good after %d attempts: %s",
-        row["message_id"],
-        row["endpoint_id"],
-        attempts,
-        error,
-    )
-    return "failed"
-
-
-def _finish(conn: Connection, event_id: int, **values: Any) -> None:
-    # Guarded: an event cancelled meanwhile (its endpoint removed) stays cancelled.
-    conn.execute(
-        update(outbound_events)
-        .where(outbound_events.c.id == event_id, outbound_events.c.status == "pending")
-        .values(claimed_until=None, **values)
-    )
-
-
-def deliver(c: Container, ids: Sequence[int]) -> dict[int, str]:
-    """Deliver the due events among ``ids``, one attempt each; returns what happened to each.
-
-    The clock is read per delivery: a signature's timestamp must be the time it is sent, and
-    receivers refuse one more than five minutes off.
-    """
-    started = time.monotonic()
-    results: dict[int, str] = {}
-    with httpx.Client(timeout=DELIVERY_TIMEOUT_S, follow_redirects=False) as client:
-        for event_id in ids:
-            if time.monotonic() - started > BATCH_BUDGET_S:
-                break
-            results[event_id] = deliver_one(c, client, int(event_id), c.clock.now())
-    return results

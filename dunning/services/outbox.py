@@ -22,11 +22,11 @@ from sqlalchemy import Connection, RowMapping, bindparam, insert, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from dunning.bootstrap import Container
 from dunning.errors import MailPermanent, MailTransient, MailUnavailable, PermanentError
 from dunning.mail.compose import compose
 from dunning.mail.render import render_email
 from dunning.mail.smtp import SEND_WAIT_FACTOR
+from dunning.ports import Pipeline
 from dunning.services.audit import audit_row
 from dunning.store.tables import audit_log, notifications
 from dunning.store.uow import statements
@@ -38,7 +38,7 @@ _LEASE_TYPE = notifications.c.claimed_until.type
 Mark = Callable[[Connection], None]
 
 
-def _backoff(c: Container, attempts: int) -> timedelta:
+def _backoff(c: Pipeline, attempts: int) -> timedelta:
     t = c.settings.timing
     return timedelta(
         seconds=min(t.mail_retry_base_s * 2 ** max(attempts - 1, 0), t.mail_retry_max_s)
@@ -54,7 +54,7 @@ def _due(ids: Sequence[int], now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[int, str]:
+def send_notifications(c: Pipeline, ids: Sequence[int], now: datetime) -> dict[int, str]:
     """Send each due row of ``ids`` once; returns what happened to each id claimed.
 
     The due rows are leased in one statement. Before each send the clock is read again, and
@@ -94,7 +94,7 @@ def send_notifications(c: Container, ids: Sequence[int], now: datetime) -> dict[
     return results
 
 
-def _send_bound(c: Container) -> timedelta:
+def _send_bound(c: Pipeline) -> timedelta:
     """The longest one send may take: its SMTP wait, and a little for rendering."""
     return timedelta(seconds=c.settings.smtp.timeout_s * SEND_WAIT_FACTOR + 1)
 
@@ -117,7 +117,7 @@ def _claim(conn: Connection, ids: Sequence[int], now: datetime, lease: datetime)
 
 
 def _renew(
-    conn: Connection, c: Container, rows: deque[Any], now: datetime, lease: datetime
+    conn: Connection, c: Pipeline, rows: deque[Any], now: datetime, lease: datetime
 ) -> tuple[datetime, deque[Any]]:
     """Lease ``rows`` again; drop those whose lease is no longer this batch's."""
     renewed = now + timedelta(seconds=c.settings.timing.claim_lease_s)
@@ -139,7 +139,7 @@ def _renew(
 
 
 def _put_off(
-    conn: Connection, c: Container, rows: list[Any], now: datetime, lease: datetime, exc: Exception
+    conn: Connection, c: Pipeline, rows: list[Any], now: datetime, lease: datetime, exc: Exception
 ) -> None:
     """Put off ``rows`` (each by its own backoff) in one statement; the producer enqueues each
     again when its backoff ends."""
@@ -187,7 +187,7 @@ def _release(conn: Connection, ids: list[int], lease: datetime) -> None:
         log.warning("could not give back %d leased emails: %s", len(ids), exc)
 
 
-def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
+def _send_one(c: Pipeline, row: RowMapping, now: datetime) -> tuple[str, Mark]:
     """Render and send one claimed row; return what happened and how to record it."""
     brand = c.settings.brand
     try:
@@ -197,6 +197,7 @@ def _send_one(c: Container, row: RowMapping, now: datetime) -> tuple[str, Mark]:
             row["context"],
             brand_name=brand.name,
             support_email=brand.support_email,
+            sent_at=now,
         )
         message = compose(
             rendered,

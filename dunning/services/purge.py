@@ -9,20 +9,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 
-from dunning.bootstrap import Container
+from dunning.ports import Pipeline
 from dunning.services.audit import record
-from dunning.store import queries
+from dunning.store import rows
 from dunning.store.tables import customers, payment_methods
 
 log = logging.getLogger(__name__)
 
 
-def _cutoff(c: Container, now: datetime) -> datetime:
+def _cutoff(c: Pipeline, now: datetime) -> datetime:
     days = c.policy.for_plan("default", "month").token_retention_days
     return now - timedelta(days=days)
 
 
-def purge_candidates(c: Container, now: datetime, *, limit: int) -> list[str]:
+def purge_candidates(c: Pipeline, now: datetime, *, limit: int) -> list[str]:
     """Cards whose token is due for deletion (removed cards, or retention over)."""
     cutoff = _cutoff(c, now)
     last_paid = func.coalesce(customers.c.last_payment_at, customers.c.created_at)
@@ -42,16 +42,16 @@ def purge_candidates(c: Container, now: datetime, *, limit: int) -> list[str]:
         return list(conn.execute(stmt).scalars())
 
 
-def purge_tokens(c: Container, card_ids: Sequence[str], now: datetime) -> list[str]:
+def purge_tokens(c: Pipeline, card_ids: Sequence[str], now: datetime) -> list[str]:
     """Delete each card's token at the gateway and in the store; re-checks every condition."""
     purged = []
     cutoff = _cutoff(c, now)
     for card_id in card_ids:
         with c.engine.connect() as conn:
-            card = queries.find(conn, payment_methods, card_id)
+            card = rows.find(conn, payment_methods, card_id)
             if card is None or card["token"] is None:
                 continue
-            cust = queries.customer(conn, card["customer_id"])
+            cust = rows.get(conn, customers, card["customer_id"])
         last_paid = cust["last_payment_at"] or cust["created_at"]
         if card["status"] == "removed":
             reason = "card_removed"

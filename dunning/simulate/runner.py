@@ -28,7 +28,7 @@ from dunning.gateways.base import Decline
 from dunning.gateways.ledger import MemoryLedger
 from dunning.gateways.sandbox import SandboxGateway
 from dunning.mail.transport import FileTransport
-from dunning.policy.config import load_policy_book
+from dunning.policy_file import load_policy_book
 from dunning.services import cards, lifecycle
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.simulate import journal
@@ -178,10 +178,11 @@ def apply_event(sim: Simulation, event: Any) -> None:
     """One scenario event, through the same services the webhooks and the web page call."""
     c, now = sim.container, sim.clock.now()
     if event.type == "payment_failed":
-        from dunning.store import queries
+        from dunning.store import rows
+        from dunning.store.tables import subscriptions
 
         with c.engine.connect() as conn:
-            sub = queries.subscription(conn, event.subscription)
+            sub = rows.get(conn, subscriptions, event.subscription)
         d = event.decline
         record_failure(
             c,

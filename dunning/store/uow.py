@@ -30,11 +30,13 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
     """Run ``callback`` after the transaction commits; dropped if it rolls back.
 
-    Outside :func:`transaction` the callback is dropped: the producers find the work anyway.
+    Only inside :func:`transaction`: elsewhere nothing would ever run it, and the follow-up
+    work (an enqueue, a metric) would be lost without a word.
     """
     pending = conn.info.get(_KEY)
-    if pending is not None:
-        pending.append(callback)
+    if pending is None:
+        raise RuntimeError("after_commit needs a connection from dunning.store.uow.transaction()")
+    pending.append(callback)
 
 
 @contextmanager

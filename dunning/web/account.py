@@ -17,7 +17,7 @@ from sqlalchemy import Connection, RowMapping, func, select
 
 from dunning.bootstrap import Container
 from dunning.links import LinkClaims, LinkInvalid, verify_link_token
-from dunning.store import queries
+from dunning.store import rows
 from dunning.store.tables import customers, invoices, payment_methods, subscriptions
 
 GoneReason = Literal["expired", "used", "tampered", "cancelled"]
@@ -75,7 +75,7 @@ def open_link(c: Container, token: str, now: datetime, *, current: bool = True) 
     """
     claims = check_link(c, token, now)
     with c.engine.connect() as conn:
-        customer = queries.find(conn, customers, claims.customer_id)
+        customer = rows.find(conn, customers, claims.customer_id)
         if customer is None:
             raise LinkGone("tampered")
         locale = customer["locale"]
@@ -100,7 +100,7 @@ def load_account(conn: Connection, customer: RowMapping) -> Account | None:
     sub = live[0]
     card = None
     if sub["payment_method_id"]:
-        card = queries.find(conn, payment_methods, sub["payment_method_id"])
+        card = rows.find(conn, payment_methods, sub["payment_method_id"])
     if card is None or card["status"] != "active":
         card = (
             conn.execute(

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from dunning.redis_keys import queue, queue_messages
-from dunning.services.charging import idempotency_key
+from dunning.store.attempts import idempotency_key
 from dunning.store.tables import invoices, payment_attempts
 from schedules.producers import due_retries
 

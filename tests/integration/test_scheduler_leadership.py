@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dunning.redis_keys import SCHEDULER_LEADER
-from dunning.services.charging import idempotency_key
+from dunning.store.attempts import idempotency_key
 from dunning.store.tables import payment_attempts
 from tests.integration.conftest import as_text
 

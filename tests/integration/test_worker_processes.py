@@ -15,7 +15,7 @@ from sqlalchemy import select
 from dunning.mail.message import message_id_for
 from dunning.mail.render import render_email
 from dunning.redis_keys import DRAMATIQ_NAMESPACE, dead, queue, queue_messages
-from dunning.services.charging import idempotency_key
+from dunning.store.attempts import idempotency_key
 from dunning.store.tables import invoices, notifications, payment_attempts, subscriptions
 from tests.integration.conftest import MAIL_FROM, as_text
 from workers.broker import QUEUES

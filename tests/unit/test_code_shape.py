@@ -24,22 +24,13 @@ KNOWN_OVER: frozenset[str] = frozenset(
         "dunning/cli/ops.py:register",
         "dunning/imports/rows.py:_add_customer",
         "dunning/mail/compose.py:compose",
-        "dunning/services/cards.py:replace_card",
-        "dunning/services/events.py:_ensure_subscription",
+        "dunning/services/event_records.py:ensure_subscription",
         "dunning/services/expiry.py:queue_expiry_reminders",
-        "dunning/services/failures.py:record_failure",
-        "dunning/services/lifecycle.py:cancel_subscription",
-        "dunning/services/lifecycle.py:card_auto_updated",
         "dunning/services/outbox.py:_send_one",
-        "dunning/services/outcomes.py:after_decline",
-        "dunning/services/outcomes.py:settle_paid_many",
-        "dunning/services/outcomes.py:queue_invoice_emails",
         "dunning/simulate/book.py:load_book",
         "dunning/simulate/report.py:render",
         "dunning/gateways/stripe.py",
-        "dunning/services/outbound.py",
         "dunning/services/outbox.py",
-        "dunning/services/outcomes.py",
     }
 )
 

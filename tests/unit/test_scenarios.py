@@ -26,7 +26,8 @@ from dunning.cli.main import main
 from dunning.simulate.due import anything_due
 from dunning.simulate.runner import apply_event, run, simulation
 from dunning.simulate.scenario import Scenario, load_scenario
-from dunning.store import queries
+from dunning.store import rows
+from dunning.store.tables import subscriptions
 
 HERE = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIOS = sorted(HERE.glob("*.json"))
@@ -306,7 +307,7 @@ def test_card_update_without_open_invoice_attaches_the_card_and_charges_nothing(
         apply_event(sim, event)
         sim.drain()
         with sim.container.engine.connect() as conn:
-            sub = queries.subscription(conn, "sub_1")
+            sub = rows.get(conn, subscriptions, "sub_1")
         assert sub["payment_method_id"] == "cus_1_card1"
         assert sim.gateway.ledger.entries() == []
 

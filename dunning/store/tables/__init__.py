@@ -1,6 +1,7 @@
 """The schema, one module per area; every table is importable from here.
 
-- :mod:`.book`: customers, payment_methods, subscriptions, invoices, payment_attempts
+- :mod:`.book`: customers, payment_methods, subscriptions, invoices, payment_attempts,
+  overpayments
 - :mod:`.messages`: notifications (the email outbox), webhook_events, webhook_endpoints,
   outbound_events
 - :mod:`.audit`: audit_log, sandbox_ledger
@@ -11,6 +12,7 @@ from dunning.store.tables.base import CURRENCY_CHECK, ID, NAMING, metadata
 from dunning.store.tables.book import (
     customers,
     invoices,
+    overpayments,
     payment_attempts,
     payment_methods,
     subscriptions,
@@ -32,6 +34,7 @@ __all__ = [
     "metadata",
     "notifications",
     "outbound_events",
+    "overpayments",
     "payment_attempts",
     "payment_methods",
     "sandbox_ledger",

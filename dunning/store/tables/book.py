@@ -213,3 +213,35 @@ Index(
     sqlite_where=text("status IN ('pending', 'unknown')"),
     postgresql_where=text("status IN ('pending', 'unknown')"),
 )
+
+# Money collected that was not owed: a charge that succeeded on an invoice already paid (by
+# another charge or elsewhere) or no longer owed (void). Never dropped: it waits here, counted
+# and shown to operators, until someone refunds it and says so.
+overpayments = Table(
+    "overpayments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("invoice_id", ID, ForeignKey("invoices.id"), nullable=False),
+    Column("customer_id", ID, nullable=False),
+    Column("attempt_key", String(128)),  # the charge that collected it
+    Column("gateway_charge_id", String(128)),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(32), nullable=False),  # paid_twice | not_owed
+    Column("invoice_status", String(16), nullable=False),  # what the invoice was when it came
+    Column("status", String(16), nullable=False, server_default="refund_due"),
+    Column("found_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolved_by", String(64)),
+    Column("note", Text),
+    UniqueConstraint("attempt_key", name="uq_overpayments_attempt_key"),
+    CheckConstraint("amount >= 0", name="amount"),
+    CheckConstraint(CURRENCY_CHECK, name="currency"),
+    CheckConstraint("status IN ('refund_due', 'refunded')", name="status"),
+)
+Index(
+    "ix_overpayments_due",
+    overpayments.c.found_at,
+    sqlite_where=text("status = 'refund_due'"),
+    postgresql_where=text("status = 'refund_due'"),
+)

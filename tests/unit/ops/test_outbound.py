@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlalchemy import insert
 
@@ -13,10 +12,17 @@ from dunning.cli.main import main
 from dunning.gateways.base import CardToken
 from dunning.model import SubscriptionStatus
 from dunning.ops.endpoints import add_endpoint, remove_endpoint
-from dunning.services import operator, outbound, outcomes
+from dunning.services import operator, outbound, outbound_delivery
+from dunning.services.settlement import Payment, settle
+from dunning.services.subscription_state import move_subscription
 from dunning.services.cards import replace_card
-from dunning.store import queries
-from dunning.store.tables import notifications, outbound_events, webhook_endpoints
+from dunning.store import rows
+from dunning.store.tables import (
+    notifications,
+    outbound_events,
+    subscriptions,
+    webhook_endpoints,
+)
 from dunning.store.uow import transaction
 from dunning.webhooks.signatures import standard_headers, verify_standard
 from schedules.producers import PRODUCERS, due_outbound
@@ -37,8 +43,7 @@ def events(book: Book) -> list[dict[str, object]]:
 
 
 def deliver(book: Book, ids: list[int]) -> list[str]:
-    with httpx.Client(timeout=5) as client:
-        return [outbound.deliver_one(book.c, client, i, book.now) for i in ids]
+    return [outbound_delivery.deliver_one(book.c, i, book.now) for i in ids]
 
 
 def test_the_domain_vector_signs_and_verifies() -> None:
@@ -91,12 +96,10 @@ def test_pipeline_changes_emit_their_events(book: Book) -> None:
     book.add_customer("a", amount=1500, currency="EUR")
     invoice = book.fail("a")
     with transaction(book.c.engine) as conn:
-        sub = queries.subscription(conn, "sub_a")
-        outcomes.set_subscription_status(
-            conn, sub, SubscriptionStatus.suspended, book.now, reason="window_over"
-        )
+        sub = rows.get(conn, subscriptions, "sub_a")
+        move_subscription(conn, sub, SubscriptionStatus.suspended, book.now, reason="window_over")
     with transaction(book.c.engine) as conn:
-        outcomes.settle_paid(conn, book.c, invoice, book.now, source="retry")
+        settle(conn, book.c, [Payment(invoice, "retry")], book.now)
     book.add_customer("b")
     other = book.fail("b")
     operator.apply(book.c, "write-off", other, book.now, reason="gone", by="o")
@@ -147,25 +150,25 @@ def test_failures_back_off_then_fail_and_mark_the_endpoint_failing(
     with transaction(book.c.engine) as conn:
         (event_id,) = outbound.emit(conn, "card.updated", {"customer_id": "c1"}, book.now)
     waits = []
-    for _ in range(len(outbound.RETRY_DELAYS)):
+    for _ in range(len(outbound_delivery.RETRY_DELAYS)):
         assert deliver(book, [event_id]) == ["retrying"]
         due = book.row(outbound_events, event_id)["next_attempt_at"]
         waits.append(due - book.now)
         assert deliver(book, [event_id]) == ["skipped"]  # not due before its time
         book.clock.set(due)
-    assert tuple(waits) == outbound.RETRY_DELAYS
+    assert tuple(waits) == outbound_delivery.RETRY_DELAYS
     assert timedelta(hours=20) < sum(waits, timedelta()) < timedelta(hours=36)
     assert deliver(book, [event_id]) == ["failed"]
     row = book.row(outbound_events, event_id)
     assert (row["status"], row["attempts"], row["last_error"]) == (
         "failed",
-        len(outbound.RETRY_DELAYS) + 1,
+        len(outbound_delivery.RETRY_DELAYS) + 1,
         "HTTP 500",
     )
     ep = book.row(webhook_endpoints, endpoint_id)
     assert ep["status"] == "failing" and ep["failing_since"] == book.now
     ids = {r.headers["webhook-id"] for r in receiver.received}
-    assert len(receiver.received) == len(outbound.RETRY_DELAYS) + 1 and len(ids) == 1
+    assert len(receiver.received) == len(outbound_delivery.RETRY_DELAYS) + 1 and len(ids) == 1
 
     # a failing endpoint still gets new events; one delivered makes it active again
     receiver.statuses = []

@@ -35,11 +35,16 @@ class Pipeline:
     gateway: SandboxGateway
     mail: MemoryTransport
     broker: StubBroker
+    worker: dramatiq.Worker | None = None
 
     def drain(self) -> None:
+        """Wait until every queue is empty and the worker idle: work that other work enqueued
+        (a retry the resolver sends) is done too."""
         for _ in range(20):
             for queue in QUEUES:
                 self.broker.join(queue)
+            if self.worker is not None:
+                self.worker.join()
             if all(self.broker.queues[q].qsize() == 0 for q in QUEUES):
                 return
 
@@ -133,7 +138,7 @@ def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=50)
     worker.start()
     try:
-        yield Pipeline(c, clock, gateway, mail, broker)
+        yield Pipeline(c, clock, gateway, mail, broker, worker)
     finally:
         worker.stop()
         broker.close()

@@ -10,8 +10,8 @@ import pytest
 
 from config.settings import DEFAULT_POLICY_FILE
 from dunning.errors import ConfigError
-from dunning.policy.config import load_policy_book
 from dunning.policy.types import PlanPolicy
+from dunning.policy_file import load_policy_book
 
 
 def book(overrides: dict[str, Any] | None = None) -> Any:

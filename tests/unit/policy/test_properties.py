@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.settings import DEFAULT_POLICY_FILE
-from dunning.policy.config import load_policy_book
 from dunning.policy.days import window_end
 from dunning.policy.expiry import expiry_reminders
 from dunning.policy.limits import COUNTED_STATUSES, check_limits
 from dunning.policy.schedule import dunning_steps, next_retry
 from dunning.policy.timing import email_time, parse_clock
 from dunning.policy.types import AttemptRecord, PlanPolicy, RetryState
+from dunning.policy_file import load_policy_book
 
 BOOK = load_policy_book(DEFAULT_POLICY_FILE)
 DEFAULT = BOOK.for_plan("any", "month")

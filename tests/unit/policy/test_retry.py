@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from config.settings import DEFAULT_POLICY_FILE
-from dunning.policy.config import load_policy_book
 from dunning.policy.schedule import dunning_steps, next_retry
 from dunning.policy.types import AttemptRecord, PlanPolicy
+from dunning.policy_file import load_policy_book
 from tests.unit.policy.builders import T0, attempt, state
 
 POLICY = PlanPolicy()

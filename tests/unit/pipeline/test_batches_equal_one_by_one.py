@@ -1,5 +1,5 @@
-"""Each set-based function of ``dunning.services.outcomes`` leaves the store exactly as its
-one-item form called for each item in turn: the same rows, audit entries, emails and merchant
+"""Each set-based service function (answers, settlement, subscription moves, invoice emails)
+leaves the store exactly as calling it for each item in turn: the same rows, audit entries, emails and merchant
 events. Two identical books on SQLite with the in-memory twins (nothing is enqueued), one per
 way, compared table by table.
 """
@@ -21,10 +21,14 @@ from dunning.gateways.base import ChargeResult, Decline
 from dunning.gateways.ledger import MemoryLedger
 from dunning.gateways.sandbox import SandboxGateway
 from dunning.mail.transport import MemoryTransport
-from dunning.model import SubscriptionStatus
-from dunning.services import outcomes
+from dunning.model import Initiator, SubscriptionStatus
+from dunning.services.attempt_results import apply_answers
+from dunning.services.case import load_case, load_cases
+from dunning.services.charging import ChargeOrder, prepare
 from dunning.services.failures import FailedCharge, record_failure
-from dunning.services.retries import prepare_retries
+from dunning.services.invoice_emails import queue_invoice_emails
+from dunning.services.settlement import Payment, settle
+from dunning.services.subscription_state import move_subscription, move_subscriptions
 from dunning.store.engine import make_engine
 from dunning.store.migrate import upgrade
 from dunning.store.tables import (
@@ -113,14 +117,17 @@ def _at_first_retry(book: Pipeline) -> datetime:
     return book.clock.now()
 
 
-def test_apply_results_equals_applying_each_answer_in_turn(
+def test_apply_answers_equals_applying_each_answer_in_turn(
     twins: tuple[Pipeline, Pipeline],
 ) -> None:
     for book in twins:  # both books have the same pending attempts
         now = _at_first_retry(book)
-        charges, later = prepare_retries(book.c, [(f"in_{cid}", 2) for cid in CUSTOMERS], now)
+        orders = [
+            ChargeOrder(f"in_{cid}", Initiator.merchant, "scheduled_retry", attempt_no=2)
+            for cid in CUSTOMERS
+        ]
+        charges = prepare(book.c, orders, now)
         assert sorted(ch.key for ch in charges) == [f"inv_in_{cid}_att_2" for cid in CUSTOMERS]
-        assert later == []
     answers = [
         ("inv_in_cus_1_att_2", ChargeResult("succeeded", charge_id="ch_1")),
         ("inv_in_cus_3_att_2", ChargeResult("succeeded", charge_id="ch_3")),  # written together
@@ -131,10 +138,10 @@ def test_apply_results_equals_applying_each_answer_in_turn(
     ]
     batch, each = twins
     with transaction(batch.c.engine) as conn:
-        outcomes.apply_results(conn, batch.c, answers, batch.clock.now())
+        apply_answers(conn, batch.c, answers, batch.clock.now())
     for key, result in answers:
         with transaction(each.c.engine) as conn:
-            outcomes.apply_result(conn, each.c, key, result, each.clock.now())
+            apply_answers(conn, each.c, [(key, result)], each.clock.now())
 
     assert snapshot(batch) == snapshot(each)
     # The comparison covers every kind of answer: paid, retry scheduled, left for a look-up.
@@ -152,13 +159,13 @@ def test_apply_results_equals_applying_each_answer_in_turn(
     assert batch.count(outbound_events, outbound_events.c.type == "invoice.recovered") == 2
 
 
-def test_settle_paid_many_equals_settling_each_invoice_in_turn(
+def test_settle_equals_settling_each_invoice_in_turn(
     twins: tuple[Pipeline, Pipeline],
 ) -> None:
     for book in twins:
         _set(book, subscriptions, "sub_cus_3", status="suspended")
         with transaction(book.c.engine) as conn:
-            assert outcomes.settle_paid(conn, book.c, "in_cus_4", START, source="elsewhere")
+            assert settle(conn, book.c, [Payment("in_cus_4", "elsewhere")], START)
         book.advance(timedelta(hours=1))
     items = [
         ("in_cus_1", "retry"),
@@ -169,11 +176,12 @@ def test_settle_paid_many_equals_settling_each_invoice_in_turn(
     ]
     batch, each = twins
     with transaction(batch.c.engine) as conn:
-        settled = outcomes.settle_paid_many(conn, batch.c, items, batch.clock.now())
+        payments = [Payment(invoice_id, source) for invoice_id, source in items]
+        settled = settle(conn, batch.c, payments, batch.clock.now())
     one_by_one = set()
     for invoice_id, source in items:
         with transaction(each.c.engine) as conn:
-            if outcomes.settle_paid(conn, each.c, invoice_id, each.clock.now(), source=source):
+            if settle(conn, each.c, [Payment(invoice_id, source)], each.clock.now()):
                 one_by_one.add(invoice_id)
 
     assert settled == one_by_one == {"in_cus_1", "in_cus_2", "in_cus_3"}
@@ -184,7 +192,7 @@ def test_settle_paid_many_equals_settling_each_invoice_in_turn(
     assert batch.count(notifications, notifications.c.kind == "payment_recovered") == 4
 
 
-def test_set_subscriptions_status_equals_moving_each_in_turn(
+def test_move_subscriptions_equals_moving_each_in_turn(
     twins: tuple[Pipeline, Pipeline],
 ) -> None:
     for book in twins:
@@ -195,7 +203,7 @@ def test_set_subscriptions_status_equals_moving_each_in_turn(
     now = batch.clock.now()
     subs = [batch.row(subscriptions, i) for i in ids]
     with transaction(batch.c.engine) as conn:
-        moved = outcomes.set_subscriptions_status(
+        moved = move_subscriptions(
             conn, subs, SubscriptionStatus.suspended, now, reason="final_notice_passed"
         )
     one_by_one = set()
@@ -203,7 +211,7 @@ def test_set_subscriptions_status_equals_moving_each_in_turn(
         with transaction(each.c.engine) as conn:
             sub = conn.execute(select(subscriptions).where(subscriptions.c.id == sub_id))
             row = sub.mappings().one()
-            if outcomes.set_subscription_status(
+            if move_subscription(
                 conn, row, SubscriptionStatus.suspended, now, reason="final_notice_passed"
             ):
                 one_by_one.add(sub_id)
@@ -222,14 +230,17 @@ def test_queue_invoice_emails_equals_queueing_each_in_turn(
     ids = ["in_cus_1", "in_cus_2", "in_cus_3", "in_cus_4", "in_cus_2"]  # one asked for twice
     batch, each = twins
     with transaction(batch.c.engine) as conn:
-        queued = outcomes.queue_invoice_emails(
-            conn, batch.c, "final_notice", ids, batch.clock.now(), dedup_suffix="s3"
-        )
+        cases = load_cases(conn, ids)
+        queued = queue_invoice_emails(
+            conn, batch.c, "final_notice", [cases[i] for i in ids], batch.clock.now(),
+            dedup_suffix="s3",
+        )  # fmt: skip
     one_by_one = []
     for invoice_id in ids:
         with transaction(each.c.engine) as conn:
-            one_by_one += outcomes.queue_invoice_email(
-                conn, each.c, "final_notice", invoice_id, each.clock.now(), dedup_suffix="s3"
+            case = load_case(conn, invoice_id)
+            one_by_one += queue_invoice_emails(
+                conn, each.c, "final_notice", [case], each.clock.now(), dedup_suffix="s3"
             )
 
     assert len(queued) == len(one_by_one) == 4

@@ -1,0 +1,86 @@
+"""Calling the gateway for prepared charges, each under its idempotency key.
+
+The resolver looks an attempt up ``unknown_after_s`` after its stamp (``created_at``), so an
+attempt is stamped again right before its own call whenever its stamp is more than
+:data:`RESTAMP_S` old: a call starts at most that long after its stamp and, bounded by the
+gateway (``gateway_timeout_s`` for the whole call), ends before the resolver may look. An
+attempt the resolver settled meanwhile is not stamped, and not sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from dunning.errors import GatewayUnavailable
+from dunning.gateways.base import ChargeRequest, ChargeResult
+from dunning.model import Initiator
+from dunning.ports import Pipeline
+from dunning.store import attempts
+
+log = logging.getLogger(__name__)
+
+# Settings refuse an unknown_after_s that leaves less than this beside the gateway's bound.
+RESTAMP_S = 1.0
+
+Answer = ChargeResult | GatewayUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCharge:
+    """An attempt written ``pending`` and not yet sent: everything its gateway call needs."""
+
+    key: str
+    invoice_id: str
+    attempt_no: int
+    customer_id: str
+    payment_method_id: str
+    token: str
+    amount: int
+    currency: str
+    initiator: Initiator
+    reason: str
+
+
+def request_for(charge: PreparedCharge) -> ChargeRequest:
+    """The gateway request of a prepared charge, under its idempotency key."""
+    return ChargeRequest(
+        customer_id=charge.customer_id,
+        token=charge.token,
+        amount=charge.amount,
+        currency=charge.currency,
+        idempotency_key=charge.key,
+        initiator=charge.initiator,
+        metadata={"invoice": charge.invoice_id, "idempotency_key": charge.key},
+    )
+
+
+def call(c: Pipeline, charge: PreparedCharge) -> Answer:
+    """One gateway call; no answer comes back as the :class:`GatewayUnavailable` it raised."""
+    try:
+        return c.gateway.charge(request_for(charge))
+    except GatewayUnavailable as exc:
+        log.warning(
+            "charge %s for invoice %s: outcome unknown (%s)", charge.key, charge.invoice_id, exc
+        )
+        return exc
+
+
+def send_all(c: Pipeline, charges: Sequence[PreparedCharge]) -> dict[str, Answer]:
+    """Call the gateway for each charge in turn, each stamped at most :data:`RESTAMP_S` before
+    its call; returns the answers by key (a charge settled meanwhile is left out)."""
+    return {charge.key: call(c, charge) for charge in _stamped(c, charges)}
+
+
+def _stamped(c: Pipeline, charges: Sequence[PreparedCharge]) -> Iterator[PreparedCharge]:
+    stamped_at, sendable = None, set[str]()
+    for i, charge in enumerate(charges):
+        at = c.clock.now()
+        if stamped_at is None or (at - stamped_at).total_seconds() > RESTAMP_S:
+            # No connection is held across the calls: the gateway may need one of its own.
+            with c.engine.begin() as conn:
+                sendable = attempts.stamp(conn, [ch.key for ch in charges[i:]], at)
+            stamped_at = at
+        if charge.key in sendable:
+            yield charge
