@@ -109,7 +109,9 @@ def decide(
     return next_retry(state, now, case.policy(c.policy))
 
 
-def _email_kind(cls: Classification, attempt_no: int) -> str | None:
+def _email_kind(cls: Classification, attempt_no: int, decision: RetryDecision) -> str | None:
+    if decision.reason == "window_over":
+        return None  # the window is over already: the suspension's email is the one to send
     if cls.verdict in STOP_VERDICTS:
         return "action_required"
     return "payment_failed" if attempt_no == 1 else None
@@ -151,7 +153,7 @@ def after_decline(
             conn, "retry_stopped", now, invoice_id=inv["id"], customer_id=inv["customer_id"],
             reason=decision.reason, message=decision.message,
         )  # fmt: skip
-    kind = _email_kind(cls, attempt_no)
+    kind = _email_kind(cls, attempt_no, decision)
     if kind:
         queue_invoice_emails(conn, c, kind, [case], now, next_attempt_at=retry_at)
     return decision
