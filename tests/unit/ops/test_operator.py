@@ -34,9 +34,7 @@ def stopped(book: Book) -> str:
     return invoice
 
 
-def test_retry_makes_the_invoice_due_now_and_queues_it_once(
-    book: Book, stopped: str
-) -> None:
+def test_retry_makes_the_invoice_due_now_and_queues_it_once(book: Book, stopped: str) -> None:
     operator.apply(
         book.c, "retry", stopped, book.now, reason="customer called: funds are back", by="maria"
     )

@@ -13,9 +13,9 @@ from dunning.gateways.base import CardToken
 from dunning.model import SubscriptionStatus
 from dunning.ops.endpoints import add_endpoint, remove_endpoint
 from dunning.services import operator, outbound, outbound_delivery
+from dunning.services.cards import replace_card
 from dunning.services.settlement import Payment, settle
 from dunning.services.subscription_state import move_subscription
-from dunning.services.cards import replace_card
 from dunning.store import rows
 from dunning.store.tables import (
     notifications,

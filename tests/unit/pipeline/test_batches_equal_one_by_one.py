@@ -1,7 +1,7 @@
 """Each set-based service function (answers, settlement, subscription moves, invoice emails)
-leaves the store exactly as calling it for each item in turn: the same rows, audit entries, emails and merchant
-events. Two identical books on SQLite with the in-memory twins (nothing is enqueued), one per
-way, compared table by table.
+leaves the store exactly as calling it for each item in turn: the same rows, audit entries,
+emails and merchant events. Two identical books on SQLite with the in-memory twins (nothing
+is enqueued), one per way, compared table by table.
 """
 
 from __future__ import annotations

@@ -101,7 +101,9 @@ def test_timeout_after_charge_is_resolved_without_charging_again(pipeline: Pipel
     assert len(pipeline.gateway.ledger.entries()) == 1
 
 
-def test_timeout_without_charge_becomes_not_charged_and_is_retried_at_once(pipeline: Pipeline) -> None:
+def test_timeout_without_charge_becomes_not_charged_and_is_retried_at_once(
+    pipeline: Pipeline,
+) -> None:
     pipeline.add_customer(token="sbx_ok_y")
     pipeline.gateway.script("sbx_ok_y", [{"error": "timeout"}, "succeeded"])
     fail(pipeline)
