@@ -7,7 +7,18 @@ import sys
 import typer
 from typer._click import exceptions as click_exc
 
-from dunning.cli import check, daemons, db, endpoints, importer, mail, ops, policy, simulate
+from dunning.cli import (
+    check,
+    daemons,
+    db,
+    endpoints,
+    importer,
+    mail,
+    ops,
+    policy,
+    refunds,
+    simulate,
+)
 from dunning.cli.common import EXIT_FAILURE, EXIT_USAGE, Exit, err_console
 from dunning.errors import ConfigError, DunningError
 
@@ -18,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (db, check, importer, policy, mail, simulate, daemons, ops, endpoints):
+for module in (db, check, importer, policy, mail, simulate, daemons, ops, endpoints, refunds):
     module.register(app)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from dunning.mail.formatting import money
+from dunning.ops.overpayments import due_totals
 from dunning.policy.config import PolicyBook
 from dunning.policy.schedule import STEP_FINAL_NOTICE, dunning_steps
 from dunning.store.tables import (
@@ -70,10 +71,12 @@ class Funnel:
     outbox_pending: int
     outbox_oldest_pending_at: datetime | None
     outbound_failed: int
+    refunds_due: Stage = field(default_factory=Stage)  # overpayments waiting for a refund
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["stages"] = {name: asdict(stage) for name, stage in self.stages.items()}
+        out["refunds_due"] = asdict(self.refunds_due)
         return out
 
 
@@ -193,7 +196,15 @@ def funnel(conn: Connection, book: PolicyBook, now: datetime) -> Funnel:
         outbox_pending=int(pending),
         outbox_oldest_pending_at=oldest,
         outbound_failed=int(failed),
+        refunds_due=_refunds_due(conn),
     )
+
+
+def _refunds_due(conn: Connection) -> Stage:
+    stage = Stage()
+    for currency, (count, amount) in due_totals(conn).items():
+        stage.add(count, currency, amount)
+    return stage
 
 
 def stage_rows(f: Funnel) -> list[tuple[str, int, str]]:

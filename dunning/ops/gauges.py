@@ -54,6 +54,11 @@ OUTBOX_OLDEST = Gauge(
     "dunning_outbox_oldest_pending_age_seconds", "Age of the oldest pending email's send time"
 )
 OUTBOUND_FAILED = Gauge("dunning_outbound_failed", "Merchant webhooks that failed for good")
+REFUNDS_DUE = Gauge(
+    "dunning_refunds_due_amount_minor",
+    "Money collected that was not owed and waits for a refund, in minor units per currency",
+    ["currency"],
+)
 SOURCE_UP = Gauge(
     "dunning_ops_source_up", "Whether the last read of a source worked (1) or not (0)", ["source"]
 )
@@ -118,6 +123,9 @@ def refresh_funnel(c: Container, now: datetime, *, force: bool = False) -> bool:
     oldest = f.outbox_oldest_pending_at
     OUTBOX_OLDEST.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
     OUTBOUND_FAILED.set(f.outbound_failed)
+    REFUNDS_DUE.clear()
+    for currency, amount in f.refunds_due.amounts.items():
+        REFUNDS_DUE.labels(currency).set(amount)
     return True
 
 

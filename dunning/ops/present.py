@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from dunning.mail.formatting import money
 from dunning.ops.deadletters import DeadLetter
 from dunning.ops.funnel import Funnel, stage_rows
 from dunning.ops.queues import QueueStats
@@ -63,6 +64,9 @@ def funnel_tables(f: Funnel) -> list[Table]:
     for name, count, amounts in stage_rows(f):
         stages.add_row(name.replace("_", " "), str(count), amounts)
     stages.add_row("suspended subscriptions", str(f.suspended_subscriptions), "")
+    refunds = f.refunds_due
+    amounts = ", ".join(money(v, cur, "en") or "" for cur, v in sorted(refunds.amounts.items()))
+    stages.add_row("refunds due (dunning refunds list)", str(refunds.count), amounts)
     backlog = Table("work", "due now", "oldest due", "lag", title="backlogs")
     for name, b in f.backlogs.items():
         backlog.add_row(name, str(b.due), iso(b.oldest_due_at), duration(b.lag_s))

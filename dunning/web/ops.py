@@ -25,7 +25,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from dunning.bootstrap import Container
-from dunning.ops import deadletters, gauges
+from dunning.mail.formatting import money
+from dunning.ops import deadletters, gauges, overpayments
 from dunning.ops.funnel import funnel, stage_rows
 from dunning.ops.present import duration
 from dunning.ops.queues import inspect_queues, redis_client
@@ -150,11 +151,24 @@ def _recent_failures(c: Container) -> dict[str, list[Any]]:
     return {"stopped": list(stopped), "emails": list(emails), "hooks": list(hooks)}
 
 
+def _refund_row(o: overpayments.Overpayment) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "invoice_id": o.invoice_id,
+        "amount_text": money(o.amount, o.currency, "en"),
+        "why": "paid twice" if o.reason == "paid_twice" else f"invoice {o.invoice_status}",
+        "charge": o.gateway_charge_id or o.attempt_key or "",
+        "found": o.found_at.isoformat(timespec="seconds"),
+    }
+
+
 def _view(c: Container) -> dict[str, Any]:
     now = c.clock.now()
     with c.engine.connect() as conn:
         f = funnel(conn, c.policy, now)
+        refunds = [_refund_row(o) for o in overpayments.listed(conn, limit=50)]
     return {
+        "refunds": refunds,
         "now": now,
         "broker": _broker_view(c, int(now.timestamp() * 1000)),
         "stages": stage_rows(f),

@@ -11,11 +11,14 @@ gateway's door while another connection changes the invoice, on PostgreSQL, then
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from dunning.bootstrap import Container
+from dunning.cli.main import main
 from dunning.errors import InvalidTransition
 from dunning.gateways.base import CardToken
 from dunning.model import Initiator
@@ -25,7 +28,9 @@ from dunning.services.charging import ChargeOrder, charge
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.services.resolver import resolve_attempt
 from dunning.store.tables import audit_log, overpayments, payment_attempts
+from dunning.web.app import create_app
 from tests.integration.money import Book, book, finished, in_thread
+from tests.unit.ops.conftest import TestClient
 
 pytestmark = pytest.mark.integration
 __all__ = ["book"]  # the fixture
@@ -183,3 +188,50 @@ def test_a_failure_reported_for_a_cancelled_subscription_opens_a_void_invoice(
     inv = book.invoice("in_late")
     assert (inv["status"], inv["next_attempt_at"], inv["next_step_at"]) == ("void", None, None)
     assert book.mail.sent == [] and book.ledger() == []
+
+
+def test_an_overpayment_is_shown_to_operators_until_it_is_refunded(
+    book: Book, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a charge that succeeded after the invoice was paid elsewhere
+    book.add_customer("ho")
+    invoice_id = book.fail("ho")
+    held = book.gateway.hold(f"inv_{invoice_id}_att_2")
+    order = ChargeOrder(invoice_id, Initiator.customer, "card_updated")
+    thread, out = in_thread(charge, book.c, [order], book.now)
+    assert held.started.wait(10)
+    with book.c.engine.begin() as conn:  # a payment recorded behind the pipeline's back
+        conn.exec_driver_sql(f"UPDATE invoices SET status = 'paid' WHERE id = '{invoice_id}'")
+    held.go.set()
+    finished(thread, out)
+    monkeypatch.setenv("DUNNING_DATABASE_URL", book.c.settings.database_url)
+    capsys.readouterr()
+    # Then `dunning status` and `dunning refunds list` show it
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["refunds_due"] == {"count": 1, "amounts": {"EUR": 2900}}
+    assert main(["refunds", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(o["invoice_id"], o["reason"]) for o in listed] == [(invoice_id, "paid_twice")]
+    # and the /ops page
+    ops = page_of(book.c)
+    assert invoice_id in ops and "paid twice" in ops
+    # When an operator records the refund, it is no longer due, and the audit says who
+    assert main(["refunds", "done", str(listed[0]["id"]), "--note", "re_123", "--by", "maria"]) == 0
+    assert main(["refunds", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == []
+    with book.c.engine.connect() as conn:
+        who = conn.execute(
+            select(audit_log.c.actor).where(audit_log.c.kind == "overpayment_refunded")
+        ).scalar_one()
+    assert who == "maria"
+    assert main(["refunds", "done", str(listed[0]["id"]), "--note", "again"]) == 1
+
+
+def page_of(c: Container) -> str:
+    """The /ops page as an operator sees it."""
+    client = TestClient(create_app(c))
+    auth = (c.settings.ops.username, c.settings.ops.password.get_secret_value())
+    response = client.get("/ops", auth=auth)
+    assert response.status_code == 200
+    return response.text
