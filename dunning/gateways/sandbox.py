@@ -2,7 +2,9 @@
 
 Tokens say how they behave (``docs/scenario-format.md`` §3): ``sbx_ok_<s>`` succeeds,
 ``sbx_<decline_code>_<s>`` declines with that code, ``sbx_timeout_<s>`` and
-``sbx_unavailable_<s>`` never answer. Simulations script per-token outcomes instead.
+``sbx_unavailable_<s>`` never answer. Simulations script per-token outcomes instead, and an
+``oracle`` (the what-if's outcome model) may answer for the tokens it knows once their script,
+if any, is used up.
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ class Outcome:
         raise ValueError(f"not an outcome: {raw!r}")
 
 
+# Answers a charge the sandbox would otherwise answer from the token, or None to leave it be.
+Oracle = Callable[[ChargeRequest], Outcome | None]
+
+
 def behaviour_of(token: str) -> str:
     """``sbx_insufficient_funds_7f3a`` -> ``insufficient_funds``; ``ok`` for success."""
     if not token.startswith("sbx_") or token.count("_") < 2:
@@ -110,6 +116,7 @@ class SandboxGateway:
         clock: Callable[[], datetime] | None = None,
         failure_rate: float = 0.0,
         delay_s: float = 0.0,
+        oracle: Oracle | None = None,
     ) -> None:
         self.ledger: Ledger = ledger or MemoryLedger()
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -120,6 +127,7 @@ class SandboxGateway:
         # Fault injection: a charge's request and its answer each take half of this.
         self.delay_s = delay_s
         self.deleted_tokens: set[str] = set()
+        self.oracle = oracle
 
     # -- scripting (simulations and tests) -------------------------------------------------
     def script(self, token: str, outcomes: Sequence[Any]) -> None:
@@ -135,7 +143,13 @@ class SandboxGateway:
             if script:
                 i = self._used[request.token]
                 self._used[request.token] = i + 1
-                return script[min(i, len(script) - 1)]
+                if i < len(script) or self.oracle is None:
+                    return script[min(i, len(script) - 1)]
+        answer = self.oracle(request) if self.oracle is not None else None
+        if answer is not None:
+            return answer
+        if script:
+            return script[-1]
         if self._injected_failure(request.idempotency_key):
             # Half of the injected failures lose the answer of a charge that went through.
             charged = int(hashlib.sha256(request.idempotency_key.encode()).hexdigest()[8], 16) < 8

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool
 from pydantic_core import PydanticCustomError
 
+from dunning.policy.paydays import valid_rule
 from dunning.policy.types import PlanPolicy
 
 
@@ -45,11 +46,28 @@ def _mac(value: Any) -> str:
     return value
 
 
+def _payday(value: Any) -> int | str:
+    if not valid_rule(value):
+        raise PydanticCustomError("payday", 'must be a day of the month (1-31) or "last"')
+    return value  # type: ignore[no-any-return]
+
+
+def _country(value: Any) -> str:
+    ok = isinstance(value, str) and (value == "default" or (len(value) == 2 and value.isupper()))
+    if not ok:
+        raise PydanticCustomError(
+            "country", 'must be an ISO 3166 country code such as "DK", or "default"'
+        )
+    return str(value)
+
+
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
 Count = Annotated[int, BeforeValidator(_count)]
 Hours = Annotated[float, BeforeValidator(_hours)]
 Clock = Annotated[str, BeforeValidator(_clock)]
 Mac = Annotated[str, BeforeValidator(_mac)]
+PayDay = Annotated[int | str, BeforeValidator(_payday)]
+Country = Annotated[str, BeforeValidator(_country)]
 
 
 class _Section(BaseModel):
@@ -61,6 +79,7 @@ class Retry(_Section):
     local_time: Clock
     weak_soft_max: Count
     switch_to_backup_card: StrictBool
+    payday_shift_days: Count
 
 
 class Emails(_Section):
@@ -119,6 +138,7 @@ class PolicyModel(_Section):
     retention: Retention
     limits: Limits
     declines: Declines
+    paydays: dict[Country, tuple[PayDay, ...]]
 
 
 Loc = tuple[str | int, ...]
@@ -188,4 +208,6 @@ def to_plan_policy(m: PolicyModel) -> PlanPolicy:
         mc_long_window_days=m.limits.mastercard.long_window_days,
         mac_delay_hours=dict(m.limits.mastercard.mac_delay_hours),
         decline_min_delay_hours=dict(m.declines.min_delay_hours),
+        payday_shift_days=m.retry.payday_shift_days,
+        paydays=dict(m.paydays),
     )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from dunning.policy.paydays import DEFAULT_PAYDAYS
+
 # Mastercard MAC -> minimum hours before the next attempt (docs/declines-and-network-rules.md §3);
 # the policy file repeats them under limits.mastercard.mac_delay_hours.
 DEFAULT_MAC_DELAY_HOURS: Mapping[str, float] = {
@@ -161,4 +163,10 @@ class PlanPolicy:
     )
     decline_min_delay_hours: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_DECLINE_MIN_DELAY_HOURS)
+    )
+    # Move a retry forward by up to this many days onto a pay day (0: never); pay-day rules by
+    # country (dunning.policy.paydays).
+    payday_shift_days: int = 0
+    paydays: Mapping[str, tuple[int | str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_PAYDAYS)
     )

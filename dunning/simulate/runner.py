@@ -1,9 +1,10 @@
 """Run a scenario through the production pipeline under a virtual clock.
 
 The same producers, actors, policy, templates, services and store as production, on the
-embedded default: SQLite in a temporary folder, the stub broker with an in-process worker, the
-file outbox and the sandbox gateway. The clock moves in steps; events happen at their exact
-time; after each the worker drains every queue before the clock moves on.
+embedded default: SQLite, the file outbox and the sandbox gateway. The actors run in the
+simulation's own thread (``InlineDispatcher``): the clock moves in steps, events happen at
+their exact time, and after each the queued work is drained, including the work it sends,
+before the clock moves on.
 """
 
 from __future__ import annotations
@@ -18,28 +19,27 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import dramatiq
-from dramatiq.brokers.stub import StubBroker
-
 from config.settings import Settings, load_settings
 from dunning.bootstrap import Container, bootstrap
 from dunning.clock import VirtualClock
 from dunning.gateways.base import Decline
 from dunning.gateways.ledger import MemoryLedger
-from dunning.gateways.sandbox import SandboxGateway
-from dunning.mail.transport import FileTransport
+from dunning.gateways.sandbox import Oracle, SandboxGateway
+from dunning.mail.transport import FileTransport, Transport
+from dunning.policy.config import PolicyBook
 from dunning.policy_file import load_policy_book
 from dunning.services import cards, lifecycle
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.simulate import journal
 from dunning.simulate.book import load_book
 from dunning.simulate.due import anything_due
-from dunning.simulate.held import HeldDispatcher
+from dunning.simulate.inline import InlineDispatcher
 from dunning.simulate.scenario import Scenario
 from dunning.store.engine import make_engine
 from dunning.store.migrate import upgrade
 from schedules.producers import PRODUCERS
-from workers.broker import QUEUES, make_broker, setup
+from workers import context
+from workers.dispatch import DEFAULT_BATCH
 
 DAILY = frozenset({"expiring_cards", "token_purge"})
 ORDER = (
@@ -53,24 +53,32 @@ ORDER = (
 )
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """How a simulation is wired, beyond the scenario. The defaults are ``dunning simulate``'s:
+    a database and an outbox in a temporary folder, the policy file with the scenario's
+    overrides, the sandbox's own answers."""
+
+    workdir: Path | None = None  # keep the database and the outbox here
+    database_url: str | None = None  # "sqlite://" keeps the database in memory
+    policy: PolicyBook | None = None  # instead of the policy file and the scenario's overrides
+    oracle: Oracle | None = None  # answers the sandbox's charges (dunning.whatif)
+    transport: Transport | None = None  # instead of the .eml outbox
+    batch: int = DEFAULT_BATCH  # items per actor message
+
+
 @dataclass
 class Simulation:
     container: Container
-    broker: StubBroker
-    worker: dramatiq.Worker
+    dispatcher: InlineDispatcher
     clock: VirtualClock
     gateway: SandboxGateway
-    held: HeldDispatcher
     card_seq: Counter[str] = field(default_factory=Counter)
 
     def drain(self) -> None:
-        """Let the worker finish everything, including work that other work enqueued."""
-        while True:
-            for queue in QUEUES:
-                self.broker.join(queue)
-            self.worker.join()
-            if all(self.broker.queues[q].qsize() == 0 for q in QUEUES):
-                return
+        """Let the actors finish everything, including work that other work sent."""
+        context.set_container(self.container)
+        self.dispatcher.drain()
 
     def run_producers(self, *, daily: bool) -> None:
         now = self.clock.now()
@@ -81,48 +89,44 @@ class Simulation:
         for name in ORDER:
             if name in DAILY and not daily:
                 continue
-            with self.held.holding():
-                PRODUCERS[name][0](self.container, now)
+            PRODUCERS[name][0](self.container, now)
             self.drain()
 
 
+def _settings(base: Path, wiring: Wiring) -> Settings:
+    return load_settings(
+        database_url=wiring.database_url or f"sqlite:///{base / 'simulation.sqlite3'}",
+        broker_url="stub://",
+        outbox_dir=base / "outbox",
+    )
+
+
 @contextmanager
-def simulation(scenario: Scenario, *, workdir: Path | None = None) -> Iterator[Simulation]:
+def simulation(scenario: Scenario, wiring: Wiring | None = None) -> Iterator[Simulation]:
     """Wire the embedded pipeline for a scenario; tear it down afterwards."""
+    wiring = wiring or Wiring()
     with tempfile.TemporaryDirectory(prefix="dunning-sim-") as tmp:
-        base = workdir or Path(tmp)
-        settings: Settings = load_settings(
-            database_url=f"sqlite:///{base / 'simulation.sqlite3'}",
-            broker_url="stub://",
-            outbox_dir=base / "outbox",
-        )
+        base = wiring.workdir or Path(tmp)
+        settings = _settings(base, wiring)
         clock = VirtualClock(scenario.start)
         engine = make_engine(settings.database_url)
         upgrade(engine)
-        gateway = SandboxGateway(MemoryLedger(), clock=clock.now)
-        book = load_policy_book(settings.policy_file, overrides=scenario.policy)
+        gateway = SandboxGateway(MemoryLedger(), clock=clock.now, oracle=wiring.oracle)
+        book = wiring.policy or load_policy_book(settings.policy_file, overrides=scenario.policy)
+        dispatcher = InlineDispatcher(batch=wiring.batch)
         c = bootstrap(
             settings,
             clock=clock,
             engine=engine,
             gateway=gateway,
             policy=book,
-            transport=FileTransport(settings.outbox_dir),
+            transport=wiring.transport or FileTransport(settings.outbox_dir),
+            dispatcher=dispatcher,
         )
-        broker = make_broker("stub://")
-        assert isinstance(broker, StubBroker)
-        setup(c, broker)
-        held = HeldDispatcher(c.dispatcher)
-        c.dispatcher = held
-        broker.emit_after("process_boot")
-        worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
-        worker.start()
         try:
             load_book(c, scenario, gateway)
-            yield Simulation(c, broker, worker, clock, gateway, held)
+            yield Simulation(c, dispatcher, clock, gateway)
         finally:
-            worker.stop()
-            broker.close()
             engine.dispose()
 
 
@@ -142,28 +146,8 @@ def run(
 ) -> list[dict[str, Any]]:
     """Simulate the scenario; return the output lines, the summary last."""
     end = scenario.start + timedelta(days=scenario.days)
-    events = sorted(scenario.events, key=lambda e: e.at)
     with simulation(scenario) as sim:
-        t = scenario.start
-        last_day = None
-        total = int((end - t) / step)
-        i = 0
-        sim.run_producers(daily=True)
-        last_day = t.date()
-        while t < end:
-            t = min(t + step, end)
-            while events and events[0].at <= t:
-                event = events.pop(0)
-                sim.clock.set(max(event.at, sim.clock.now()))
-                with sim.held.holding():
-                    apply_event(sim, event)
-                sim.drain()
-            sim.clock.set(t)
-            sim.run_producers(daily=t.date() != last_day)
-            last_day = t.date()
-            i += 1
-            if progress:
-                progress(i, total)
+        advance(sim, scenario, step=step, progress=progress)
         out = list(journal.lines(sim.container.engine))
         emails = Counter(line["template"] for line in out if line["kind"] == "email")
         # An attempt whose answer was lost has a second line once it is settled: count it once.
@@ -172,6 +156,37 @@ def run(
         )
         out.append(journal.summary(sim.container.engine, end, emails, attempts))
     return out
+
+
+def advance(
+    sim: Simulation,
+    scenario: Scenario,
+    *,
+    step: timedelta = timedelta(hours=1),
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Move the clock from the scenario's start to its end: events at their time, producers at
+    every step (the daily ones once a day), the queued work drained after each."""
+    end = scenario.start + timedelta(days=scenario.days)
+    events = sorted(scenario.events, key=lambda e: e.at)
+    t = scenario.start
+    total = int((end - t) / step)
+    i = 0
+    sim.run_producers(daily=True)
+    last_day = t.date()
+    while t < end:
+        t = min(t + step, end)
+        while events and events[0].at <= t:
+            event = events.pop(0)
+            sim.clock.set(max(event.at, sim.clock.now()))
+            apply_event(sim, event)
+            sim.drain()
+        sim.clock.set(t)
+        sim.run_producers(daily=t.date() != last_day)
+        last_day = t.date()
+        i += 1
+        if progress:
+            progress(i, total)
 
 
 def apply_event(sim: Simulation, event: Any) -> None:

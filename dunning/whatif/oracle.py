@@ -1,0 +1,87 @@
+"""The outcome model answering the sandbox gateway's charges during a what-if or the demo.
+
+The replayed invoices' cards are registered here with the customer's zone and the decline that
+opened each invoice. A charge on such a card for such an invoice is answered by the model at
+the simulation's clock: it gets through when the invoice's draw for that attempt number falls
+under the retry's chance; otherwise the card declines again as it did. Anything else (a new
+card the customer typed in, a charge for another invoice) is left to the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from dunning.gateways.base import ChargeRequest, Decline
+from dunning.gateways.sandbox import Outcome
+from dunning.policy.paydays import country_of
+from dunning.policy.timing import zone
+from dunning.whatif.model import RetryContext, draw, model_class, passes
+from dunning.whatif.params import ModelParams
+
+# What a customer's other card answers when the model says no: a decline that leaves it
+# retryable, the commonest there is.
+OTHER_CARD_DECLINE = Decline("do_not_honor", "05")
+
+
+@dataclass(frozen=True, slots=True)
+class _Card:
+    timezone: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    token: str
+    decline: Decline
+    decline_class: str
+    failed_at: datetime
+
+
+def attempt_number(idempotency_key: str) -> int | None:
+    """``inv_<invoice>_att_<n>`` -> ``n``; ``None`` for any other key."""
+    _, sep, tail = idempotency_key.rpartition("_att_")
+    return int(tail) if sep and tail.isdigit() else None
+
+
+class ModelOracle:
+    """Answers the charges of registered cards and invoices from the outcome model."""
+
+    def __init__(self, params: ModelParams, *, seed: int, clock: Callable[[], datetime]) -> None:
+        self.params = params
+        self.seed = seed
+        self._clock = clock
+        self._cards: dict[str, _Card] = {}
+        self._failures: dict[str, _Failure] = {}
+
+    def add_card(self, token: str, *, timezone: str) -> None:
+        """A card of a replayed customer, whose charges the model answers."""
+        self._cards[token] = _Card(timezone, country_of(timezone))
+
+    def add_failure(
+        self, invoice_id: str, *, token: str, decline: Decline, network: str, failed_at: datetime
+    ) -> None:
+        """The failed charge on ``token`` that opened ``invoice_id``."""
+        cls = model_class(decline, network)
+        self._failures[invoice_id] = _Failure(token, decline, cls, failed_at)
+
+    def __call__(self, request: ChargeRequest) -> Outcome | None:
+        failure = self._failures.get(request.metadata.get("invoice", ""))
+        card = self._cards.get(request.token)
+        attempt = attempt_number(request.idempotency_key)
+        if failure is None or card is None or attempt is None:
+            return None
+        now = self._clock()
+        same_card = request.token == failure.token
+        ctx = RetryContext(
+            decline_class=failure.decline_class if same_card else "other_card",
+            hours_since_failure=(now - failure.failed_at).total_seconds() / 3600.0,
+            retries_before=max(attempt - 2, 0),
+            local=now.astimezone(zone(card.timezone)).replace(tzinfo=None),
+            country=card.country,
+        )
+        invoice_id = request.metadata["invoice"]
+        if passes(ctx, self.params, draw(self.seed, invoice_id, attempt)):
+            return Outcome("succeeded")
+        return Outcome("declined", failure.decline if same_card else OTHER_CARD_DECLINE)
