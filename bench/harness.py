@@ -332,6 +332,9 @@ def dunning_env(
             "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
             "DUNNING_DATABASE_URL": database_url,
             "DUNNING_BROKER_URL": run.redis_url,
+            # dramatiq's plain layout (namespace "dramatiq"), which the harness reads and feeds
+            # directly; each run has a Redis database of its own.
+            "DUNNING_QUEUE_PREFIX": "",
             "DUNNING_METRICS_PORT": str(free_port()),
             "DUNNING_OUTBOX_DIR": str(run.workdir / "outbox"),
         }

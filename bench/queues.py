@@ -21,7 +21,7 @@ from workers.broker import make_broker, setup
 @contextmanager
 def producer_container(redis_url: str, database_url: str) -> Iterator[Container]:
     """A container wired to this run's database and Redis broker, as the scheduler has it."""
-    settings = load_settings(database_url=database_url, broker_url=redis_url)
+    settings = load_settings(database_url=database_url, broker_url=redis_url, queue_prefix="")
     c = bootstrap(settings)
     broker = setup(c, make_broker(redis_url))
     try:

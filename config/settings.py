@@ -7,6 +7,7 @@ file (``config/policy.toml``). Settings hold only infrastructure and secrets.
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,9 @@ class Settings(BaseSettings):
     env: Env = Env.development
     database_url: str = "sqlite:///./var/dunning.sqlite3"
     broker_url: str = "stub://"
+    # This deployment's queues on a shared broker (dunning/broker_names.py). Unset: derived from
+    # the database name; empty: the unprefixed names of earlier versions.
+    queue_prefix: str | None = None
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     mail_from: str = "billing@example.com"
     outbox_dir: Path = Path("./var/outbox")
@@ -160,6 +164,15 @@ class Settings(BaseSettings):
     def _known_broker(cls, value: str) -> str:
         if not value.startswith(("stub://", "redis://", "rediss://", "amqp://", "amqps://")):
             raise ValueError("must start with stub://, redis://, rediss:// or amqp://")
+        return value
+
+    @field_validator("queue_prefix")
+    @classmethod
+    def _queue_prefix_is_a_name(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,62}", value):
+            raise ValueError(
+                "must be up to 63 letters, digits, '_' or '-', starting with a letter or '_'"
+            )
         return value
 
     @field_validator("gateway")

@@ -17,8 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def run_producer(c: Container, name: str, leader: Leadership) -> int:
-    """One producer run, only while leading; errors are logged and the next tick retries."""
-    if not getattr(leader, "leading", True):
+    """One producer run, only while leading; errors are logged and the next tick retries.
+
+    Leadership is checked here too, not only where the scheduler is paused: a leader whose
+    renewal hangs stops starting producers when its lease would end, before a standby may
+    take over."""
+    if not leader.leading:
         return 0
     fn, _ = PRODUCERS[name]
     try:
@@ -48,7 +52,7 @@ def build_scheduler(c: Container, leader: Leadership) -> BackgroundScheduler:
 
 
 def serve(c: Container, leader: Leadership, stop: threading.Event) -> None:
-    """Run until ``stop`` is set: poll the lock, run the producers only while leading."""
+    """Run until ``stop`` is set: poll the lease, run the producers only while leading."""
     scheduler = build_scheduler(c, leader)
     scheduler.start(paused=True)
     poll_s = c.settings.timing.leader_poll_s

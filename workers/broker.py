@@ -2,7 +2,9 @@
 
 ``stub://`` gives dramatiq's stub broker (the embedded default and unit tests), ``redis://`` the
 Redis broker, ``amqp://`` RabbitMQ. The broker is set globally *before* any actor exists, so
-nothing falls back to dramatiq's implicit localhost broker.
+nothing falls back to dramatiq's implicit localhost broker. The deployment's queues are named
+by :mod:`dunning.broker_names` (its Redis namespace, its RabbitMQ queue names), so
+deployments sharing a broker never take each other's messages.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from config.settings import Settings
 from dunning.bootstrap import Container
+from dunning.broker_names import DRAMATIQ_NAMESPACE, QUEUES, BrokerNames
 from workers import context
 from workers.actors import ACTORS
 from workers.metrics import PipelineMetrics, tallying
 
-QUEUES = ("charges", "emails", "steps", "events", "maintenance")
+__all__ = ["QUEUES", "broker_for", "declare_actors", "make_broker", "setup"]
 
 
 def _middleware() -> list[Any]:
@@ -41,12 +45,18 @@ def _middleware() -> list[Any]:
 
 
 def make_broker(
-    url: str, *, prometheus: bool = False, heartbeat_timeout_s: float = 60.0
+    url: str,
+    *,
+    prometheus: bool = False,
+    heartbeat_timeout_s: float = 60.0,
+    redis_namespace: str = DRAMATIQ_NAMESPACE,
 ) -> dramatiq.Broker:
     """A broker for ``url`` with explicit middleware (no implicit defaults).
 
     ``prometheus`` adds dramatiq's exposition middleware (worker processes only: it serves
     the metrics of every process of a ``dunning worker`` on the metrics port).
+    ``redis_namespace`` prefixes every key of a Redis broker (:func:`broker_for` gives the
+    deployment's).
     """
     middleware = _middleware()
     if prometheus:
@@ -63,6 +73,7 @@ def make_broker(
         client = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5)
         return RedisBroker(  # type: ignore[no-untyped-call]
             client=client,
+            namespace=redis_namespace,
             middleware=middleware,
             heartbeat_timeout=int(heartbeat_timeout_s * 1000),
             # Maintenance (requeueing a dead worker's unacked messages) runs on 1% of commands
@@ -72,35 +83,50 @@ def make_broker(
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return RabbitmqBroker(url=url, middleware=middleware)
+        # Confirmed publishes: an enqueue returns once RabbitMQ has the message (a lost one
+        # raises, instead of vanishing until its claim's lease runs out), and a queue deleted
+        # under a running process is declared again.
+        return RabbitmqBroker(url=url, middleware=middleware, confirm_delivery=True)
     raise ValueError(f"unsupported broker URL {url!r}")
 
 
-def declare_actors(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
+def declare_actors(
+    broker: dramatiq.Broker, names: BrokerNames | None = None
+) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every actor on ``broker``, on the deployment's queues (``names``; default the
+    plain names)."""
+    names = names or BrokerNames("stub", "")
     actors = {}
     for name, (fn, queue, options) in ACTORS.items():
         actors[name] = dramatiq.Actor(
             tallying(fn),
             broker=broker,
             actor_name=name,
-            queue_name=queue,
+            queue_name=names.queue(queue),
             priority=0,
             options=dict(options),
         )
     for queue in QUEUES:
-        broker.declare_queue(queue)
+        broker.declare_queue(names.queue(queue))
     return actors
+
+
+def broker_for(settings: Settings, *, prometheus: bool = False) -> dramatiq.Broker:
+    """The deployment's broker, as its settings describe it."""
+    return make_broker(
+        settings.broker_url,
+        prometheus=prometheus,
+        heartbeat_timeout_s=settings.timing.broker_heartbeat_timeout_s,
+        redis_namespace=BrokerNames.for_settings(settings).redis_namespace,
+    )
 
 
 def setup(container: Container, broker: dramatiq.Broker | None = None) -> dramatiq.Broker:
     """Build (or take) the broker, make it global, declare the actors, and give this process's
     actors their container. Returns the broker."""
-    broker = broker or make_broker(
-        container.settings.broker_url,
-        heartbeat_timeout_s=container.settings.timing.broker_heartbeat_timeout_s,
-    )
+    broker = broker or broker_for(container.settings)
     dramatiq.set_broker(broker)
-    declare_actors(broker)
+    declare_actors(broker, BrokerNames.for_settings(container.settings))
     context.set_container(container)
     from workers.dispatch import ActorDispatcher
 

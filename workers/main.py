@@ -9,17 +9,10 @@ from __future__ import annotations
 
 from dunning.bootstrap import bootstrap
 from dunning.logs import configure_logging
-from workers.broker import make_broker, setup
+from workers.broker import broker_for, setup
 from workers.context import CloseOnShutdown
 
 container = bootstrap()
 configure_logging(container.settings)
-broker = setup(
-    container,
-    make_broker(
-        container.settings.broker_url,
-        prometheus=True,
-        heartbeat_timeout_s=container.settings.timing.broker_heartbeat_timeout_s,
-    ),
-)
+broker = setup(container, broker_for(container.settings, prometheus=True))
 broker.add_middleware(CloseOnShutdown())

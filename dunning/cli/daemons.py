@@ -11,10 +11,9 @@ from pathlib import Path
 
 import typer
 
+from dunning.broker_names import QUEUES, BrokerNames
 from dunning.cli.common import console, container
 from dunning.logs import configure_logging
-
-QUEUES = "charges emails steps events maintenance"
 
 
 def _stop_on_signals() -> threading.Event:
@@ -33,7 +32,9 @@ def register(app: typer.Typer) -> None:
     def worker_cmd(
         processes: int = typer.Option(2, "--processes", "-p", min=1),
         threads: int = typer.Option(8, "--threads", "-t", min=1),
-        queues: str = typer.Option(QUEUES, "--queues", "-Q", help="Space-separated queues."),
+        queues: str = typer.Option(
+            " ".join(QUEUES), "--queues", "-Q", help="Space-separated queues."
+        ),
         shutdown_timeout_s: int = typer.Option(30, "--shutdown-timeout-s", min=1),
     ) -> None:
         """Run dramatiq worker processes for the pipeline's actors (needs a Redis/AMQP broker)."""
@@ -44,6 +45,13 @@ def register(app: typer.Typer) -> None:
                 "use 'dunning run' for the embedded default[/]"
             )
             raise typer.Exit(2)
+        unknown = sorted(set(queues.split()) - set(QUEUES))
+        if unknown:
+            console.print(
+                f"[red]unknown queue(s) {', '.join(unknown)}; queues: {' '.join(QUEUES)}[/]"
+            )
+            raise typer.Exit(2)
+        names = BrokerNames.for_settings(c.settings)
         prom_dir = Path(tempfile.gettempdir()) / f"dunning-prometheus-{os.getpid()}"
         prom_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -67,7 +75,7 @@ def register(app: typer.Typer) -> None:
             str(shutdown_timeout_s * 1000),
             "--skip-logging",
             "--queues",
-            *queues.split(),
+            *(names.queue(q) for q in queues.split()),
         ]
         os.execvpe(sys.executable, args, env)
 
@@ -75,21 +83,15 @@ def register(app: typer.Typer) -> None:
     def scheduler_cmd() -> None:
         """Run the producers on their schedules; one instance is active, others stand by."""
         from schedules.daemon import serve
-        from schedules.leader import LocalLeadership, RedisLeadership
+        from schedules.leader import leadership_for
         from workers.broker import setup
 
         c = container()
         configure_logging(c.settings)
         setup(c)
-        url = c.settings.broker_url
-        if url.startswith(("redis://", "rediss://")):
-            import redis
-
-            leader: RedisLeadership | LocalLeadership = RedisLeadership(
-                redis.Redis.from_url(url, socket_timeout=5), ttl_s=c.settings.timing.leader_ttl_s
-            )
-        else:
-            leader = LocalLeadership()
+        leader = leadership_for(
+            c.settings.database_url, c.engine, ttl_s=c.settings.timing.leader_ttl_s
+        )
         serve(c, leader, _stop_on_signals())
 
     @app.command("web")

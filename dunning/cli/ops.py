@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import redis
 import typer
 
 from dunning.bootstrap import Container
+from dunning.broker_names import QUEUES
 from dunning.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -20,9 +20,9 @@ from dunning.cli.common import (
     err_console,
     print_json,
 )
-from dunning.ops import deadletters, present
+from dunning.ops import present
+from dunning.ops.brokers import BrokerUnavailable, reading
 from dunning.ops.funnel import funnel
-from dunning.ops.queues import inspect_queues, redis_client
 from dunning.ops.timeline import invoice_report
 from dunning.services import operator
 
@@ -45,27 +45,18 @@ def _now_ms(c: Container) -> int:
     return int(c.clock.now().timestamp() * 1000)
 
 
-def _redis(c: Container, as_json: bool) -> redis.Redis | None:
-    """The broker's Redis, or ``None`` (after saying why) for the stub or RabbitMQ brokers."""
-    url = c.settings.broker_url
-    if url.startswith(("redis://", "rediss://")):
-        return redis_client(url)
-    kind = "stub" if url.startswith("stub://") else "rabbitmq"
+def _no_queues(as_json: bool) -> None:
+    """Say that the in-process stub broker has nothing to read."""
     if as_json:
-        print_json({"broker": kind, "queues": [], "dead_letters": []})
-    elif kind == "stub":
+        print_json({"broker": "stub", "queues": [], "dead_letters": []})
+    else:
         console.print(
             "stub broker (the embedded default): its queues live inside the running "
             "process; nothing to read here"
         )
-    else:
-        console.print("RabbitMQ broker: read its queues in the RabbitMQ management UI")
-    return None
 
 
 def _queues(only: str | None) -> tuple[str, ...]:
-    from workers.broker import QUEUES
-
     if only is None:
         return QUEUES
     if only not in QUEUES:
@@ -74,39 +65,38 @@ def _queues(only: str | None) -> tuple[str, ...]:
     return (only,)
 
 
-def _broker_down(exc: redis.RedisError) -> Exit:
-    err_console.print(f"[red]cannot read the broker's Redis[/]: {exc}")
+def _broker_down(exc: BrokerUnavailable) -> Exit:
+    err_console.print(f"[red]{exc}[/]")
     return Exit(EXIT_FAILURE)
 
 
 def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool) -> None:
     queues = _queues(queue)
     with opened() as c:
-        client = _redis(c, as_json)
         now_ms = _now_ms(c)
-    if client is None:
-        return
-    try:
-        if action == "list":
-            letters = deadletters.list_dead(client, queues, actor=actor)
-            if as_json:
-                print_json({"dead_letters": [d.as_dict(now_ms) for d in letters]})
-            else:
-                console.print(present.dead_table(letters, now_ms))
-            return
-        if action == "requeue":
-            count = deadletters.requeue_dead(client, queues, actor=actor, now_ms=now_ms)
+        try:
+            with reading(c.settings) as view:
+                if view is None:
+                    return _no_queues(as_json)
+                if action == "list":
+                    letters = view.dead(queues, now_ms=now_ms, actor=actor)
+                elif action == "requeue":
+                    count = view.requeue(queues, now_ms=now_ms, actor=actor)
+                else:
+                    count = view.purge(queues, actor=actor)
+        except BrokerUnavailable as exc:
+            raise _broker_down(exc) from None
+    if action == "list":
+        if as_json:
+            print_json({"broker": view.kind, "dead_letters": [d.as_dict(now_ms) for d in letters]})
         else:
-            count = deadletters.purge_dead(client, queues, actor=actor)
-    except redis.RedisError as exc:
-        raise _broker_down(exc) from None
-    finally:
-        client.close()
-    if as_json:
+            console.print(present.dead_table(letters, now_ms))
+    elif as_json:
         print_json({action + "d": count})
     else:
         verb = "moved back to their queues" if action == "requeue" else "deleted"
         console.print(f"{count} dead letter(s) {verb}")
+    return None
 
 
 def register(app: typer.Typer) -> None:
@@ -114,23 +104,18 @@ def register(app: typer.Typer) -> None:
     def queues_cmd(as_json: bool = JsonOpt) -> None:
         """Ready, delayed, in-flight and dead messages per queue, and the oldest ready age."""
         with opened() as c:
-            client = _redis(c, as_json)
-            now_ms = _now_ms(c)
-            heartbeat_ms = int(c.settings.timing.broker_heartbeat_timeout_s * 1000)
-        if client is None:
-            return
-        from workers.broker import QUEUES
-
-        try:
-            stats = inspect_queues(client, QUEUES, now_ms=now_ms, heartbeat_timeout_ms=heartbeat_ms)
-        except redis.RedisError as exc:
-            raise _broker_down(exc) from None
-        finally:
-            client.close()
+            try:
+                with reading(c.settings) as view:
+                    if view is None:
+                        return _no_queues(as_json)
+                    stats = view.queues(QUEUES, now_ms=_now_ms(c))
+            except BrokerUnavailable as exc:
+                raise _broker_down(exc) from None
         if as_json:
-            print_json({"broker": "redis", "queues": [s.as_dict() for s in stats]})
+            print_json({"broker": view.kind, "queues": [s.as_dict() for s in stats]})
         else:
             console.print(present.queues_table(stats))
+        return None
 
     dlq = typer.Typer(help="Dead letters: messages whose retries ran out.", no_args_is_help=True)
 

@@ -1,11 +1,12 @@
 """Dead letters: list them, move them back to their queue, or delete them.
 
 A dead letter is a message whose retries ran out (or that raised a permanent error). dramatiq
-keeps it for seven days in ``dramatiq:<queue>.XQ`` (ids scored by time of death) with its
-body in ``dramatiq:<queue>.XQ.msgs``. Requeueing puts the same body back on the queue as a
-fresh message (retry count, traceback and delay cleared, timestamp set to now, so the age
-limit does not drop it at once); each move is one Lua script, so two operators requeueing at
-the same time move a message once.
+keeps it for seven days; on Redis in ``<ns>:<queue>.XQ`` (ids scored by time of death) with
+its body in ``<ns>:<queue>.XQ.msgs``, ``ns`` being the deployment's namespace (on RabbitMQ in
+the queue ``<queue>.XQ``: :mod:`dunning.ops.rabbitmq`). Requeueing puts the same body back on
+the queue as a fresh message (retry count, traceback and delay cleared, timestamp set to now,
+so the age limit does not drop it at once); on Redis each move is one Lua script, so two
+operators requeueing at the same time move a message once.
 """
 
 from __future__ import annotations
@@ -96,16 +97,16 @@ def _last_line(traceback: Any) -> str | None:
 
 
 def _matching(
-    client: redis.Redis, queue: str, actor: str | None, ids: Sequence[str] | None
+    client: redis.Redis, queue: str, ns: str, actor: str | None, ids: Sequence[str] | None
 ) -> Iterator[tuple[str, int, dict[str, Any] | None]]:
     """``(id, died at ms, parsed body)`` of the queue's dead letters, oldest death first."""
     wanted = set(ids) if ids is not None else None
     entries = cast(
-        list[tuple[bytes, float]], client.zrange(keys.dead(queue), 0, -1, withscores=True)
+        list[tuple[bytes, float]], client.zrange(keys.dead(queue, ns), 0, -1, withscores=True)
     )
     for start in range(0, len(entries), _CHUNK):
         chunk = [(text(member), int(score)) for member, score in entries[start : start + _CHUNK]]
-        bodies = client.hmget(keys.dead_messages(queue), [redis_id for redis_id, _ in chunk])
+        bodies = client.hmget(keys.dead_messages(queue, ns), [redis_id for redis_id, _ in chunk])
         for (redis_id, died_at), body in zip(chunk, bodies, strict=True):
             message = parse_message(body)
             name = message.get("actor_name") if message else None
@@ -114,12 +115,15 @@ def _matching(
             yield redis_id, died_at, message
 
 
-def _letter(queue: str, redis_id: str, died_at: int, message: dict[str, Any] | None) -> DeadLetter:
+def dead_letter(
+    queue: str, broker_id: str, died_at: int, message: dict[str, Any] | None
+) -> DeadLetter:
+    """A :class:`DeadLetter` from a dead message's parsed body (``None``: unreadable)."""
     m = message or {}
     options = m.get("options") or {}
     args = summarize_args(m.get("args") or [], m.get("kwargs") or {}) if m else "(unreadable)"
     return DeadLetter(
-        id=redis_id,
+        id=broker_id,
         queue=queue,
         actor=str(m.get("actor_name", "?")),
         message_id=str(m.get("message_id", "?")),
@@ -135,14 +139,15 @@ def list_dead(
     client: redis.Redis,
     queues: Sequence[str],
     *,
+    ns: str,
     actor: str | None = None,
     ids: Sequence[str] | None = None,
 ) -> list[DeadLetter]:
     """The dead letters of ``queues`` (oldest death first), filtered by actor and ids."""
     return [
-        _letter(queue, redis_id, died_at, message)
+        dead_letter(queue, redis_id, died_at, message)
         for queue in queues
-        for redis_id, died_at, message in _matching(client, queue, actor, ids)
+        for redis_id, died_at, message in _matching(client, queue, ns, actor, ids)
     ]
 
 
@@ -162,6 +167,7 @@ def requeue_dead(
     client: redis.Redis,
     queues: Sequence[str],
     *,
+    ns: str,
     now_ms: int,
     actor: str | None = None,
     ids: Sequence[str] | None = None,
@@ -171,12 +177,12 @@ def requeue_dead(
     moved = 0
     for queue in queues:
         script_keys = [
-            keys.dead(queue),
-            keys.dead_messages(queue),
-            keys.queue(queue),
-            keys.queue_messages(queue),
+            keys.dead(queue, ns),
+            keys.dead_messages(queue, ns),
+            keys.queue(queue, ns),
+            keys.queue_messages(queue, ns),
         ]
-        for redis_id, _, message in list(_matching(client, queue, actor, ids)):
+        for redis_id, _, message in list(_matching(client, queue, ns, actor, ids)):
             if message is None:
                 continue  # an unreadable body would only die again; purge it instead
             body = revive(message, queue, now_ms)
@@ -188,6 +194,7 @@ def purge_dead(
     client: redis.Redis,
     queues: Sequence[str],
     *,
+    ns: str,
     actor: str | None = None,
     ids: Sequence[str] | None = None,
 ) -> int:
@@ -195,7 +202,7 @@ def purge_dead(
     script = client.register_script(_PURGE)
     deleted = 0
     for queue in queues:
-        script_keys = [keys.dead(queue), keys.dead_messages(queue)]
-        for redis_id, _, _ in list(_matching(client, queue, actor, ids)):
+        script_keys = [keys.dead(queue, ns), keys.dead_messages(queue, ns)]
+        for redis_id, _, _ in list(_matching(client, queue, ns, actor, ids)):
             deleted += int(script(keys=script_keys, args=[redis_id]))
     return deleted

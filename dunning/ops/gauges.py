@@ -14,13 +14,13 @@ import weakref
 from collections.abc import Sequence
 from datetime import datetime
 
-import redis
 from prometheus_client import Gauge
 from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.bootstrap import Container
+from dunning.broker_names import broker_kind
+from dunning.ops.brokers import BrokerUnavailable, reading
 from dunning.ops.funnel import funnel
-from dunning.ops.queues import inspect_queues, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -69,28 +69,24 @@ _funnel_read_at: dict[int, tuple[weakref.ref[Container], float]] = {}
 
 
 def refresh_queues(c: Container, queues: Sequence[str], now: datetime) -> None:
-    """Set the queue gauges from the broker's Redis (nothing for the stub or RabbitMQ)."""
-    url = c.settings.broker_url
-    if not url.startswith(("redis://", "rediss://")):
-        return
-    client = redis_client(url)
+    """Set the queue gauges from the broker (nothing for the in-process stub); a count the
+    broker does not give (RabbitMQ's in flight) is left unset."""
     try:
-        stats = inspect_queues(
-            client,
-            queues,
-            now_ms=int(now.timestamp() * 1000),
-            heartbeat_timeout_ms=int(c.settings.timing.broker_heartbeat_timeout_s * 1000),
-        )
-    except redis.RedisError as exc:
+        with reading(c.settings) as view:
+            if view is None:
+                return
+            source = view.kind
+            stats = view.queues(queues, now_ms=int(now.timestamp() * 1000))
+    except BrokerUnavailable as exc:
         log.warning("queue gauges not refreshed: %s", exc)
-        SOURCE_UP.labels("redis").set(0)
+        SOURCE_UP.labels(broker_kind(c.settings.broker_url)).set(0)
         return
-    finally:
-        client.close()
-    SOURCE_UP.labels("redis").set(1)
+    SOURCE_UP.labels(source).set(1)
     for s in stats:
         for state in ("ready", "delayed", "in_flight", "orphaned", "dead"):
-            QUEUE_MESSAGES.labels(s.queue, state).set(getattr(s, state))
+            value = getattr(s, state)
+            if value is not None:
+                QUEUE_MESSAGES.labels(s.queue, state).set(value)
         QUEUE_OLDEST.labels(s.queue).set(s.oldest_ready_age_s or 0.0)
 
 

@@ -29,6 +29,11 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def count(value: int | None) -> str:
+    """A count, or ``-`` where the broker does not say."""
+    return "-" if value is None else str(value)
+
+
 def queues_table(stats: Sequence[QueueStats]) -> Table:
     table = Table("queue", "ready", "delayed", "in flight", "orphaned", "dead", "oldest ready")
     for q in stats:
@@ -36,8 +41,8 @@ def queues_table(stats: Sequence[QueueStats]) -> Table:
             q.queue,
             str(q.ready),
             str(q.delayed),
-            str(q.in_flight),
-            f"[yellow]{q.orphaned}[/]" if q.orphaned else "0",
+            count(q.in_flight),
+            f"[yellow]{q.orphaned}[/]" if q.orphaned else count(q.orphaned),
             f"[red]{q.dead}[/]" if q.dead else "0",
             duration(q.oldest_ready_age_s),
         )

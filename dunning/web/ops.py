@@ -17,7 +17,6 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,20 +24,24 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from dunning.bootstrap import Container
+from dunning.broker_names import QUEUES
 from dunning.mail.formatting import money
-from dunning.ops import deadletters, gauges, overpayments
+from dunning.ops import gauges, overpayments
+from dunning.ops.brokers import BrokerUnavailable, reading
 from dunning.ops.funnel import funnel, stage_rows
-from dunning.ops.present import duration
-from dunning.ops.queues import inspect_queues, redis_client
+from dunning.ops.present import count, duration
 from dunning.store.tables import audit_log, notifications, outbound_events, webhook_endpoints
 from dunning.web.render import page
-from workers.broker import QUEUES
 
 log = logging.getLogger(__name__)
 
 REALM = 'Basic realm="dunning ops", charset="UTF-8"'
 CSRF_COOKIE = "dunning_ops_csrf"
 RECENT = 20
+RABBITMQ_NOTE = (
+    "RabbitMQ: messages workers hold (in flight) are not visible over AMQP; its management "
+    "UI shows them"
+)
 
 
 def refresh_gauges(container: Container) -> None:
@@ -98,21 +101,26 @@ def _challenge() -> Response:
 
 
 def _broker_view(c: Container, now_ms: int) -> dict[str, Any]:
-    url = c.settings.broker_url
-    if not url.startswith(("redis://", "rediss://")):
-        return {"note": "stub or RabbitMQ broker: no queue data here", "queues": [], "dead": []}
-    client = redis_client(url)
     try:
-        heartbeat_ms = int(c.settings.timing.broker_heartbeat_timeout_s * 1000)
-        stats = inspect_queues(client, QUEUES, now_ms=now_ms, heartbeat_timeout_ms=heartbeat_ms)
-        dead = deadletters.list_dead(client, QUEUES)[-100:]
-    except redis.RedisError as exc:
+        with reading(c.settings) as view:
+            if view is None:
+                return {"note": "stub broker: no queue data here", "queues": [], "dead": []}
+            kind = view.kind
+            stats = view.queues(QUEUES, now_ms=now_ms)
+            dead = view.dead(QUEUES, now_ms=now_ms)[-100:]
+    except BrokerUnavailable as exc:
         return {"note": f"broker unreachable: {exc}", "queues": [], "dead": []}
-    finally:
-        client.close()
     return {
-        "note": None,
-        "queues": [s.as_dict() | {"oldest": duration(s.oldest_ready_age_s)} for s in stats],
+        "note": RABBITMQ_NOTE if kind == "rabbitmq" else None,
+        "queues": [
+            s.as_dict()
+            | {
+                "oldest": duration(s.oldest_ready_age_s),
+                "in_flight": count(s.in_flight),
+                "orphaned": count(s.orphaned),
+            }
+            for s in stats
+        ],
         "dead": [d.as_dict(now_ms) | {"age": duration(d.age_s(now_ms))} for d in dead],
     }
 
@@ -208,9 +216,12 @@ def ops_routes(container: Container) -> list[Any]:
         queue, message = form.get("queue"), form.get("id")
         if not isinstance(queue, str) or queue not in QUEUES or not isinstance(message, str):
             return Response("unknown queue or message\n", status_code=400)
-        if not c.settings.broker_url.startswith(("redis://", "rediss://")):
-            return Response("dead letters live in Redis; this broker has none\n", status_code=400)
-        moved = await run_in_threadpool(_requeue_one, c, queue, message)
+        if c.settings.broker_url.startswith("stub://"):
+            return Response("the stub broker keeps no dead letters here\n", status_code=400)
+        try:
+            moved = await run_in_threadpool(_requeue_one, c, queue, message)
+        except BrokerUnavailable as exc:
+            return Response(f"{exc}\n", status_code=503)
         log.info("ops: dead letter %s on %s requeued (%d moved)", message, queue, moved)
         return RedirectResponse("/ops", status_code=303)
 
@@ -221,9 +232,6 @@ def ops_routes(container: Container) -> list[Any]:
 
 
 def _requeue_one(c: Container, queue: str, message_id: str) -> int:
-    client = redis_client(c.settings.broker_url)
-    try:
-        now_ms = int(c.clock.now().timestamp() * 1000)
-        return deadletters.requeue_dead(client, [queue], ids=[message_id], now_ms=now_ms)
-    finally:
-        client.close()
+    now_ms = int(c.clock.now().timestamp() * 1000)
+    with reading(c.settings) as view:
+        return view.requeue([queue], ids=[message_id], now_ms=now_ms) if view else 0

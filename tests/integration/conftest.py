@@ -35,14 +35,16 @@ from sqlalchemy import Engine, func, insert, select, text, update
 
 from config.settings import Settings, load_settings
 from dunning.bootstrap import Container, bootstrap
+from dunning.broker_names import BrokerNames
 from dunning.gateways.base import Decline
 from dunning.gateways.ledger import LedgerEntry, SqlLedger
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.store.engine import make_engine
 from dunning.store.migrate import upgrade
 from dunning.store.tables import customers, invoices, metadata, payment_methods, subscriptions
+from tests.integration.rabbit import RABBIT_URL, delete_queues, need_rabbitmq, new_prefix
 from tests.services import free_port, need, scratch_pg_database
-from workers.broker import declare_actors, make_broker
+from workers.broker import broker_for, declare_actors
 from workers.dispatch import ActorDispatcher
 
 T = TypeVar("T")
@@ -322,8 +324,28 @@ class Pipeline:
     container: Container
     daemons: Daemons
     mail: MailSink
-    redis: redis.Redis
+    broker_redis: redis.Redis | None
     seeded: int = 0  # numbers the seeded customers, invoices and cards
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The inspecting client of the Redis broker (a pipeline on RabbitMQ has none)."""
+        assert self.broker_redis is not None, "this pipeline runs on RabbitMQ, not Redis"
+        return self.broker_redis
+
+    @property
+    def broker_url(self) -> str:
+        return self.env["DUNNING_BROKER_URL"]
+
+    @property
+    def names(self) -> BrokerNames:
+        """Where the daemons' queues are on the broker."""
+        return BrokerNames.for_settings(self.container.settings)
+
+    @property
+    def ns(self) -> str:
+        """The daemons' Redis key namespace."""
+        return self.names.redis_namespace
 
     @property
     def engine(self) -> Engine:
@@ -440,18 +462,15 @@ class Pipeline:
 
     @contextmanager
     def broker(self) -> Iterator[tuple[dramatiq.Broker, Container]]:
-        """The Redis broker of the daemons with the actors declared, and a container whose
+        """The broker of the daemons with the actors declared, and a container whose
         dispatcher sends on it (for running a producer in the test process).
 
         Built with the same functions :func:`workers.broker.setup` uses, without making the
         broker global in the test process.
         """
         c = self.container_for()
-        broker = make_broker(
-            c.settings.broker_url,
-            heartbeat_timeout_s=c.settings.timing.broker_heartbeat_timeout_s,
-        )
-        declare_actors(broker)
+        broker = broker_for(c.settings)
+        declare_actors(broker, BrokerNames.for_settings(c.settings))
         c.dispatcher = ActorDispatcher(broker)
         try:
             yield broker, c
@@ -475,17 +494,15 @@ def settings_from_env(env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def pipeline_env(
-    module_pg_url: str, redis_db: int, smtp: tuple[int, MailSink], tmp_path: Path
-) -> dict[str, str]:
-    """The environment of the daemons: every store is real, every interval short."""
+def daemon_env(module_pg_url: str, smtp: tuple[int, MailSink], tmp_path: Path) -> dict[str, str]:
+    """The environment of the daemons but the broker: every store is real, every interval
+    short."""
     port, _ = smtp
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
     env.update(FAST_TIMING)
     env.update(
         {
             "DUNNING_DATABASE_URL": module_pg_url,
-            "DUNNING_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
             "DUNNING_SMTP__HOST": "127.0.0.1",
             "DUNNING_SMTP__PORT": str(port),
             "DUNNING_SMTP__TIMEOUT_S": "5",
@@ -500,10 +517,55 @@ def pipeline_env(
 
 
 @pytest.fixture
+def broker_name() -> str:
+    """The broker the pipeline runs on; a test runs on RabbitMQ (too) by parametrizing it:
+    ``@pytest.mark.parametrize("broker_name", ["redis", "rabbitmq"])``."""
+    return "redis"
+
+
+@pytest.fixture
+def rabbit_prefix() -> Iterator[str]:
+    """A queue prefix of this test alone on the shared RabbitMQ node; its queues are deleted
+    afterwards."""
+    need_rabbitmq()
+    prefix = new_prefix()
+    try:
+        yield prefix
+    finally:
+        delete_queues(RABBIT_URL, prefix)
+
+
+def broker_env(broker_name: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """``DUNNING_BROKER_URL`` (and for RabbitMQ the queue prefix) of ``broker_name``."""
+    if broker_name == "rabbitmq":
+        prefix = request.getfixturevalue("rabbit_prefix")
+        return {"DUNNING_BROKER_URL": RABBIT_URL, "DUNNING_QUEUE_PREFIX": prefix}
+    redis_db = request.getfixturevalue("redis_db")
+    return {"DUNNING_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}"}
+
+
+@pytest.fixture
+def pipeline_env(
+    daemon_env: dict[str, str], broker_name: str, request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """The environment of the daemons, on the broker the test asks for (Redis by default)."""
+    return daemon_env | broker_env(broker_name, request)
+
+
+@pytest.fixture
+def broker_redis(broker_name: str, request: pytest.FixtureRequest) -> redis.Redis | None:
+    """The inspecting client of the pipeline's Redis broker; ``None`` on RabbitMQ."""
+    if broker_name == "rabbitmq":
+        return None
+    client: redis.Redis = request.getfixturevalue("rdb")
+    return client
+
+
+@pytest.fixture
 def pipeline(
     pipeline_env: dict[str, str],
     pg_engine: Engine,
-    rdb: redis.Redis,
+    broker_redis: redis.Redis | None,
     smtp: tuple[int, MailSink],
     tmp_path: Path,
     request: pytest.FixtureRequest,
@@ -514,7 +576,7 @@ def pipeline(
     daemons = Daemons(log_dir)
     container = bootstrap(settings_from_env(pipeline_env), engine=pg_engine)
     try:
-        yield Pipeline(pipeline_env, container, daemons, smtp[1], rdb)
+        yield Pipeline(pipeline_env, container, daemons, smtp[1], broker_redis)
     finally:
         try:
             daemons.stop_all()

@@ -31,7 +31,7 @@ def test_a_charge_message_deleted_from_redis_is_done_after_its_lease(pipeline: P
     with pipeline.broker() as (_, producer):
         claimed_at = datetime.now(UTC)
         assert due_retries(producer, claimed_at) == 10  # no worker runs yet
-    assert pipeline.redis.llen(queue("charges")) == 1  # one batch message for the ten
+    assert pipeline.redis.llen(queue("charges", pipeline.ns)) == 1  # one batch message for the ten
     with pipeline.engine.connect() as conn:
         leases = set(
             conn.execute(
@@ -43,7 +43,8 @@ def test_a_charge_message_deleted_from_redis_is_done_after_its_lease(pipeline: P
     assert (lease_end - claimed_at).total_seconds() == pytest.approx(LEASE_S)
 
     # The message is lost before any worker took it.
-    assert pipeline.redis.delete(queue("charges"), queue_messages("charges")) == 2
+    ns = pipeline.ns
+    assert pipeline.redis.delete(queue("charges", ns), queue_messages("charges", ns)) == 2
     worker = pipeline.start_worker()
     scheduler = pipeline.start_scheduler()
     pipeline.wait(

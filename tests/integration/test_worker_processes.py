@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from dunning.mail.message import message_id_for
 from dunning.mail.render import render_email
-from dunning.redis_keys import DRAMATIQ_NAMESPACE, dead, queue, queue_messages
+from dunning.redis_keys import acks_prefix, dead, queue, queue_messages
 from dunning.store.attempts import idempotency_key
 from dunning.store.tables import invoices, notifications, payment_attempts, subscriptions
 from tests.integration.conftest import MAIL_FROM, as_text
@@ -54,7 +54,7 @@ def outbox_settled(p: Pipeline) -> bool:
 
 def queue_drained(p: Pipeline, name: str = "charges") -> bool:
     """Every message of ``name`` was taken and acknowledged (none ready, none in flight)."""
-    return p.redis.llen(queue(name)) == 0 and p.redis.hlen(queue_messages(name)) == 0
+    return p.redis.llen(queue(name, p.ns)) == 0 and p.redis.hlen(queue_messages(name, p.ns)) == 0
 
 
 def assert_emails_match_outbox(p: Pipeline) -> list[Any]:
@@ -140,7 +140,7 @@ def test_a_charge_message_delivered_twice_charges_and_emails_once(pipeline: Pipe
         for invoice_id in ids:
             for _ in range(2):
                 broker.enqueue(actor.message([[invoice_id, 2]]))
-        assert pipeline.redis.llen(queue("charges")) == 40
+        assert pipeline.redis.llen(queue("charges", pipeline.ns)) == 40
         pipeline.start_worker()  # no scheduler: only these messages can charge
 
         pipeline.wait(lambda: pipeline.all_paid(ids), timeout_s=60, what="20 invoices paid")
@@ -156,7 +156,7 @@ def test_a_charge_message_delivered_twice_charges_and_emails_once(pipeline: Pipe
     assert sorted(e.idempotency_key for e in ledger) == sorted(idempotency_key(i, 2) for i in ids)
     for invoice_id, rows in attempts_by_invoice(pipeline).items():
         assert [r["status"] for r in rows] == ["declined", "succeeded"], invoice_id
-    assert pipeline.redis.zcard(dead("charges")) == 0
+    assert pipeline.redis.zcard(dead("charges", pipeline.ns)) == 0
     sent = assert_emails_match_outbox(pipeline)
     assert sorted(r["dedup_key"] for r in sent) == sorted(f"payment_recovered:{i}" for i in ids)
     assert len(pipeline.mail.messages()) == 20
@@ -164,7 +164,7 @@ def test_a_charge_message_delivered_twice_charges_and_emails_once(pipeline: Pipe
 
 def unacked(p: Pipeline) -> dict[str, int]:
     """In-flight message sets of the workers, per Redis key, with their sizes."""
-    keys = [as_text(k) for k in p.redis.keys(f"{DRAMATIQ_NAMESPACE}:__acks__.*")]
+    keys = [as_text(k) for k in p.redis.keys(acks_prefix(p.ns) + "*")]
     return {k: int(p.redis.scard(k)) for k in keys if p.redis.scard(k)}
 
 
@@ -215,6 +215,7 @@ def test_a_worker_killed_mid_charge_leaves_every_invoice_paid_exactly_once(
     # runs it on every command, so the redelivery is seen as soon as the heartbeat is stale.
     probe = RedisBroker(  # type: ignore[no-untyped-call]
         url=pipeline.env["DUNNING_BROKER_URL"],
+        namespace=pipeline.ns,
         heartbeat_timeout=5000,
         maintenance_chance=MAINTENANCE_SCALE,
     )
@@ -254,4 +255,4 @@ def test_a_worker_killed_mid_charge_leaves_every_invoice_paid_exactly_once(
         # Settled by the look-up: charged before the kill -> succeeded, else not charged.
         expected = "succeeded" if key in charged_before else "not_charged"
         assert by_key[key]["status"] == expected
-    assert pipeline.redis.zcard(dead("charges")) == 0
+    assert pipeline.redis.zcard(dead("charges", pipeline.ns)) == 0

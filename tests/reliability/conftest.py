@@ -20,6 +20,8 @@ from tests.integration.conftest import (  # noqa: F401  fixtures and the report 
     FAST_TIMING,
     MAIL_FROM,
     MailSink,
+    broker_name,
+    broker_redis,
     module_pg_url,
     pg_engine,
     pipeline,

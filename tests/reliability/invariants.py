@@ -10,6 +10,7 @@ are counted (the one duplicate SMTP allows) rather than hidden.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import RowMapping, and_, func, or_, select
 
 from dunning.gateways.ledger import LedgerEntry
 from dunning.mail.message import message_id_for
-from dunning.redis_keys import dead
+from dunning.ops.brokers import reading
 from dunning.store.tables import invoices, notifications, payment_attempts
 from tests.integration.conftest import MAIL_FROM, Pipeline
 from tests.reliability.book import Cases
@@ -182,8 +183,11 @@ def _check_emails(
 
 
 def dead_letters(p: Pipeline) -> int:
-    """Messages dramatiq gave up on (the producers re-derive their work from the database)."""
-    return sum(int(p.redis.zcard(dead(q))) for q in QUEUES)
+    """Messages dramatiq gave up on (the producers re-derive their work from the database),
+    as ``dunning queues`` counts them on the pipeline's broker."""
+    with reading(p.container.settings) as view:
+        assert view is not None, "the pipeline runs on a real broker"
+        return sum(s.dead for s in view.queues(QUEUES, now_ms=int(time.time() * 1000)))
 
 
 def check(

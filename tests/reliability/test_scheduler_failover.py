@@ -1,13 +1,13 @@
 """Fault 7: two schedulers run; the leader is killed with SIGKILL in the middle of a run. The
-standby takes over when the leader key's TTL runs out, and what the dead leader had claimed is
-found again once the claims' leases run out."""
+standby takes over when the leader's lease (a row in the database) runs out, and what the dead
+leader had claimed is found again once the claims' leases run out."""
 
 from __future__ import annotations
 
 import pytest
 
-from dunning.redis_keys import SCHEDULER_LEADER
-from tests.integration.conftest import Pipeline, as_text, wait_until
+from schedules.leader import current_leader
+from tests.integration.conftest import Pipeline, wait_until
 from tests.reliability.invariants import progress
 from tests.reliability.run import finish, start, under_way
 
@@ -15,9 +15,9 @@ pytestmark = pytest.mark.reliability
 
 
 def leader_pid(p: Pipeline) -> int | None:
-    """The pid in the identity the leader key holds (``host:pid:nonce``), if any."""
-    raw = p.redis.get(SCHEDULER_LEADER)
-    return int(as_text(raw).split(":")[-2]) if raw else None
+    """The pid in the identity holding the leader lease (``host:pid:nonce``), if any."""
+    holder = current_leader(p.engine)
+    return int(holder.split(":")[-2]) if holder else None
 
 
 @pytest.mark.timeout(300)
@@ -58,5 +58,5 @@ def test_the_leader_scheduler_killed_mid_run_loses_no_case(pipeline: Pipeline) -
         },
     )
     assert at_kill["paid"] < len(run.cases.paid), "the kill came after the run"
-    # The key outlives its holder by at most its TTL; a poll later the standby has it.
+    # The lease outlives its holder by at most its TTL; a poll later the standby has it.
     assert takeover_s <= ttl_s + 3.0, takeover_s

@@ -5,6 +5,7 @@
 - :mod:`.messages`: notifications (the email outbox), webhook_events, webhook_endpoints,
   outbound_events
 - :mod:`.audit`: audit_log, sandbox_ledger
+- :mod:`.daemons`: leader_leases (the scheduler's election)
 """
 
 from dunning.store.tables.audit import audit_log, sandbox_ledger
@@ -17,6 +18,7 @@ from dunning.store.tables.book import (
     payment_methods,
     subscriptions,
 )
+from dunning.store.tables.daemons import leader_leases
 from dunning.store.tables.messages import (
     notifications,
     outbound_events,
@@ -31,6 +33,7 @@ __all__ = [
     "audit_log",
     "customers",
     "invoices",
+    "leader_leases",
     "metadata",
     "notifications",
     "outbound_events",

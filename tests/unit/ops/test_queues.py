@@ -14,11 +14,14 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from dunning import redis_keys as keys
+from dunning.broker_names import BrokerNames
 from dunning.ops.deadletters import list_dead, purge_dead, requeue_dead, summarize_args
 from dunning.ops.queues import inspect_queues
 
 QUEUES = ("charges", "emails")
 HEARTBEAT_MS = 60_000
+# A deployment's own namespace (dunning.broker_names), as `dunning worker` runs with.
+NS = BrokerNames("redis", "acme").redis_namespace
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Redis:
         return {
             s.queue: s
             for s in inspect_queues(
-                self.client, QUEUES, now_ms=now_ms, heartbeat_timeout_ms=HEARTBEAT_MS
+                self.client, QUEUES, ns=NS, now_ms=now_ms, heartbeat_timeout_ms=HEARTBEAT_MS
             )
         }
 
@@ -50,7 +53,7 @@ class Redis:
 @pytest.fixture
 def r() -> Iterator[Redis]:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    broker = RedisBroker(client=client)  # type: ignore[no-untyped-call]
+    broker = RedisBroker(client=client, namespace=NS)  # type: ignore[no-untyped-call]
     calls: list[str] = []
 
     def work(value: str) -> None:
@@ -97,10 +100,10 @@ def test_oldest_ready_age_is_read_from_the_head_message(r: Redis) -> None:
 
 
 def test_messages_held_by_a_dead_worker_count_as_orphaned(r: Redis) -> None:
-    r.client.zadd(keys.HEARTBEATS, {"old-worker": 1})
-    r.client.sadd(keys.ACKS_PREFIX + "old-worker.charges", "id1", "id2")
-    r.client.zadd(keys.HEARTBEATS, {"live-worker": int(time.time() * 1000)})
-    r.client.sadd(keys.ACKS_PREFIX + "live-worker.charges", "id3")
+    r.client.zadd(keys.heartbeats(NS), {"old-worker": 1})
+    r.client.sadd(keys.acks_prefix(NS) + "old-worker.charges", "id1", "id2")
+    r.client.zadd(keys.heartbeats(NS), {"live-worker": int(time.time() * 1000)})
+    r.client.sadd(keys.acks_prefix(NS) + "live-worker.charges", "id3")
     s = r.stats()["charges"]
     assert (s.in_flight, s.orphaned) == (3, 2)
 
@@ -108,21 +111,21 @@ def test_messages_held_by_a_dead_worker_count_as_orphaned(r: Redis) -> None:
 def test_a_failed_message_dies_and_requeue_makes_a_worker_process_it(r: Redis) -> None:
     r.actor.send("boom-1")
     r.run_worker()
-    (letter,) = list_dead(r.client, QUEUES)
+    (letter,) = list_dead(r.client, QUEUES, ns=NS)
     assert (letter.actor, letter.queue, letter.args) == ("work", "charges", "boom-1")
     # the traceback of the failure before the last one travels with the retried copy
     assert (letter.retries, letter.error) == (1, "RuntimeError: kaboom for boom-1")
-    assert list_dead(r.client, QUEUES, actor="other") == []
-    assert list_dead(r.client, ["emails"]) == []
+    assert list_dead(r.client, QUEUES, ns=NS, actor="other") == []
+    assert list_dead(r.client, ["emails"], ns=NS) == []
 
     # the body goes back fresh: no retry count or traceback, timestamped now
     now_ms = int(time.time() * 1000)
-    body = json.loads(r.client.hget(keys.dead_messages("charges"), letter.id) or b"{}")
+    body = json.loads(r.client.hget(keys.dead_messages("charges", NS), letter.id) or b"{}")
     body["args"] = ["fixed"]  # what a fix in the data looks like to the actor: it now succeeds
-    r.client.hset(keys.dead_messages("charges"), letter.id, json.dumps(body))
-    assert requeue_dead(r.client, QUEUES, now_ms=now_ms, actor="work") == 1
-    assert requeue_dead(r.client, QUEUES, now_ms=now_ms) == 0  # moved once
-    revived = json.loads(r.client.hget(keys.queue_messages("charges"), letter.id) or b"{}")
+    r.client.hset(keys.dead_messages("charges", NS), letter.id, json.dumps(body))
+    assert requeue_dead(r.client, QUEUES, ns=NS, now_ms=now_ms, actor="work") == 1
+    assert requeue_dead(r.client, QUEUES, ns=NS, now_ms=now_ms) == 0  # moved once
+    revived = json.loads(r.client.hget(keys.queue_messages("charges", NS), letter.id) or b"{}")
     assert revived["message_timestamp"] == now_ms
     assert "traceback" not in revived["options"] and "retries" not in revived["options"]
     assert r.stats()["charges"].dead == 0 and r.stats()["charges"].ready == 1
@@ -135,13 +138,13 @@ def test_purge_deletes_only_what_the_filters_match(r: Redis) -> None:
     r.actor.send("boom-1")
     r.actor.send("boom-2")
     r.run_worker()
-    letters = list_dead(r.client, QUEUES)
+    letters = list_dead(r.client, QUEUES, ns=NS)
     assert len(letters) == 2
-    assert purge_dead(r.client, QUEUES, ids=[letters[0].id]) == 1
-    assert [d.id for d in list_dead(r.client, QUEUES)] == [letters[1].id]
-    assert purge_dead(r.client, QUEUES, actor="other") == 0
-    assert purge_dead(r.client, QUEUES) == 1
-    assert r.client.hlen(keys.dead_messages("charges")) == 0
+    assert purge_dead(r.client, QUEUES, ns=NS, ids=[letters[0].id]) == 1
+    assert [d.id for d in list_dead(r.client, QUEUES, ns=NS)] == [letters[1].id]
+    assert purge_dead(r.client, QUEUES, ns=NS, actor="other") == 0
+    assert purge_dead(r.client, QUEUES, ns=NS) == 1
+    assert r.client.hlen(keys.dead_messages("charges", NS)) == 0
 
 
 def test_argument_summaries_mask_secrets() -> None:

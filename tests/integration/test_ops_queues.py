@@ -1,5 +1,6 @@
-"""The operator views on real Redis and PostgreSQL: ``dunning queues``, ``dlq`` and ``status``
-say what is really in the broker and the database, a requeued dead letter is processed, and
+"""The operator views on real PostgreSQL and a real broker, Redis and RabbitMQ alike:
+``dunning queues``, ``dlq`` and ``status`` say what is really in the broker and the database in
+the same shapes, a requeued dead letter is processed, ``/ops`` requeues with its button, and
 ``/metrics`` moves when work is done."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
+import pika
 import pytest
 from sqlalchemy import func, select
 from starlette.exceptions import StarletteDeprecationWarning
@@ -17,6 +19,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from dunning import redis_keys as keys
 from dunning.cli.main import main
 from dunning.ops import gauges
+from dunning.ops.rabbitmq import connection_parameters
 from dunning.store.tables import invoices, notifications
 from dunning.web.app import create_app
 from schedules.producers import due_retries
@@ -27,7 +30,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("broker_name", ["redis", "rabbitmq"]),
+]
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
@@ -36,10 +42,24 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     return json.loads(capsys.readouterr().out)
 
 
-def queue_stats(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
+def queue_stats(p: Pipeline, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
     shown = cli_json(capsys, "queues")
-    assert shown["broker"] == "redis"
+    assert shown["broker"] == p.names.kind
     return {q["queue"]: q for q in shown["queues"]}
+
+
+def raw(p: Pipeline, queue: str, state: str) -> int:
+    """Ready or dead messages of ``queue`` as the broker itself keeps them."""
+    if p.names.kind == "redis":
+        if state == "ready":
+            return int(p.redis.llen(keys.queue(queue, p.ns)))
+        return int(p.redis.zcard(keys.dead(queue, p.ns)))
+    name = p.names.queue(queue) + (".XQ" if state == "dead" else "")
+    connection = pika.BlockingConnection(connection_parameters(p.broker_url))
+    try:
+        return int(connection.channel().queue_declare(name, passive=True).method.message_count)
+    finally:
+        connection.close()
 
 
 def metric(text: str, name: str) -> float:
@@ -83,7 +103,7 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
             probe,
             broker=broker,
             actor_name="ops_probe",
-            queue_name="events",
+            queue_name=p.names.queue("events"),
             priority=0,
             options={"max_retries": 0},
         )
@@ -92,8 +112,8 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
 
         # given: the producer enqueued the 3 due retries (one batch message); nothing runs yet
         assert due_retries(c, c.clock.now()) == 3
-        stats = queue_stats(capsys)
-        assert stats["charges"]["ready"] == p.redis.llen(keys.queue("charges")) == 1
+        stats = queue_stats(p, capsys)
+        assert stats["charges"]["ready"] == raw(p, "charges", "ready") == 1
         assert stats["charges"]["oldest_ready_age_s"] is not None
         assert all(stats[q]["ready"] == 0 for q in ("emails", "steps", "events", "maintenance"))
         status = cli_json(capsys, "status")
@@ -114,22 +134,25 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
 
         # when: a worker charges them, and the probe fails once (no retries: a dead letter)
         broker.actors["ops_probe"].send("x")
+        charges, events = p.names.queue("charges"), p.names.queue("events")
         worker = dramatiq.Worker(
-            broker, queues={"charges", "events"}, worker_threads=2, worker_timeout=100
+            broker, queues={charges, events}, worker_threads=2, worker_timeout=100
         )
         worker.start()
         try:
-            broker.join("charges", timeout=60_000)
-            broker.join("events", timeout=60_000)
+            broker.join(charges, timeout=60_000)
+            broker.join(events, timeout=60_000)
             worker.join()
             p.wait(lambda: p.all_paid(ids), timeout_s=30, what="the retries to be charged")
 
             # then: the views say what happened
-            stats = queue_stats(capsys)
-            assert stats["charges"]["ready"] == 0 and stats["charges"]["in_flight"] == 0
-            assert stats["events"]["dead"] == p.redis.zcard(keys.dead("events")) == 1
+            stats = queue_stats(p, capsys)
+            # RabbitMQ does not say over AMQP what workers hold
+            in_flight = 0 if p.names.kind == "redis" else None
+            assert stats["charges"]["ready"] == 0 and stats["charges"]["in_flight"] == in_flight
+            assert stats["events"]["dead"] == raw(p, "events", "dead") == 1
             # the receipts were enqueued on "emails", which this worker does not consume
-            assert stats["emails"]["ready"] == p.redis.llen(keys.queue("emails")) >= 1
+            assert stats["emails"]["ready"] == raw(p, "emails", "ready") >= 1
             (letter,) = cli_json(capsys, "dlq", "list", "--queue", "events")["dead_letters"]
             assert (letter["actor"], letter["args"], letter["queue"]) == (
                 "ops_probe",
@@ -149,12 +172,12 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
 
             # when: the dead letter is requeued, the worker processes it again
             assert cli_json(capsys, "dlq", "requeue", "--actor", "ops_probe") == {"requeued": 1}
-            broker.join("events", timeout=60_000)
+            broker.join(events, timeout=60_000)
             worker.join()
         finally:
             worker.stop()
         assert outcomes == ["failed x", "done x"]
-        assert queue_stats(capsys)["events"]["dead"] == 0
+        assert queue_stats(p, capsys)["events"]["dead"] == 0
         assert cli_json(capsys, "dlq", "list")["dead_letters"] == []
 
 
@@ -180,17 +203,16 @@ def test_ops_page_requeues_a_dead_letter_with_its_button(
             fails,
             broker=broker,
             actor_name="ops_fails",
-            queue_name="maintenance",
+            queue_name=p.names.queue("maintenance"),
             priority=0,
             options={"max_retries": 0},
         )
         broker.actors["ops_fails"].send("y")
-        worker = dramatiq.Worker(
-            broker, queues={"maintenance"}, worker_threads=1, worker_timeout=100
-        )
+        maintenance = p.names.queue("maintenance")
+        worker = dramatiq.Worker(broker, queues={maintenance}, worker_threads=1, worker_timeout=100)
         worker.start()
         try:
-            broker.join("maintenance", timeout=60_000)
+            broker.join(maintenance, timeout=60_000)
             worker.join()
             (letter,) = cli_json(capsys, "dlq", "list")["dead_letters"]
             password = c.settings.ops.password.get_secret_value()
@@ -205,7 +227,7 @@ def test_ops_page_requeues_a_dead_letter_with_its_button(
                 follow_redirects=False,
             )
             assert response.status_code == 303 and response.headers["location"] == "/ops"
-            broker.join("maintenance", timeout=60_000)
+            broker.join(maintenance, timeout=60_000)
             worker.join()
         finally:
             worker.stop()
