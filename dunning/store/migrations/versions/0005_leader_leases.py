@@ -1,7 +1,7 @@
 """leader leases: the scheduler's election lives in the database
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-05 09:10:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import dunning.store.types
 
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
