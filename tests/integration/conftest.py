@@ -555,7 +555,7 @@ def pipeline_env(
 @pytest.fixture
 def broker_redis(broker_name: str, request: pytest.FixtureRequest) -> redis.Redis | None:
     """The inspecting client of the pipeline's Redis broker; ``None`` on RabbitMQ."""
-    if broker_name == "rabbitmq":
+    if broker_name != "redis":
         return None
     client: redis.Redis = request.getfixturevalue("rdb")
     return client

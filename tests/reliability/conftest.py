@@ -1,10 +1,14 @@
 """Fixtures of the fault-injection runs: the integration fixtures (a scratch PostgreSQL
-database, real ``dunning`` daemons, the :class:`Pipeline` helper) on a ``redis-server`` and an
-SMTP server that belong to the test alone, so it can break them, and helpers that wait for a
-run while checking the daemons are alive.
+database, real ``dunning`` daemons, the :class:`Pipeline` helper) on a broker and an SMTP
+server the test may break, and helpers that wait for a run while checking the daemons are
+alive.
 
-The shared Redis on 127.0.0.1:6379 is not used here: a run on it could meet another test run's
-workers or scheduler on the same database number.
+The broker, by ``broker_name``: ``redis`` (the default), a ``redis-server`` of the test's own;
+``rabbitmq``, the shared RabbitMQ node under a queue prefix of the test's own (for faults that
+leave the broker alone); ``rabbitmq-node``, a RabbitMQ node of the test's own, which it may
+kill and restart. The shared Redis on 127.0.0.1:6379 is not used here: a run on it could meet
+another test run's workers or scheduler on the same database number; the shared RabbitMQ node
+is never stopped.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from tests.integration.conftest import (  # noqa: F401  fixtures and the report 
     pg_engine,
     pipeline,
     pytest_runtest_makereport,
+    rabbit_prefix,
 )
+from tests.integration.rabbit import RABBIT_URL
+from tests.reliability.rabbit_node import RabbitNode
 from tests.reliability.servers import RedisServer, SmtpServer
 from tests.services import free_port
 
@@ -52,6 +59,17 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def own_rabbitmq(tmp_path: Path) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of this test alone, in a temporary directory."""
+    node = RabbitNode(tmp_path / "rabbitmq")
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture
@@ -83,17 +101,17 @@ def smtp(smtp_server: SmtpServer) -> tuple[int, MailSink]:
 @pytest.fixture
 def pipeline_env(
     module_pg_url: str,  # noqa: F811  (the imported fixture, requested by name)
-    own_redis: RedisServer,
     smtp_server: SmtpServer,
     tmp_path: Path,
+    broker_name: str,  # noqa: F811
+    request: pytest.FixtureRequest,
 ) -> dict[str, str]:
-    """The daemons' environment: the integration runs' short intervals, these leases, and the
-    test's own Redis and SMTP server."""
+    """The daemons' environment: the integration runs' short intervals, these leases, the
+    test's own SMTP server and the broker ``broker_name`` says."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
     env |= FAST_TIMING | RELIABILITY_TIMING
     env |= {
         "DUNNING_DATABASE_URL": module_pg_url,
-        "DUNNING_BROKER_URL": own_redis.url,
         "DUNNING_SMTP__HOST": "127.0.0.1",
         "DUNNING_SMTP__PORT": str(smtp_server.port),
         "DUNNING_SMTP__TIMEOUT_S": "5",
@@ -103,7 +121,12 @@ def pipeline_env(
         "DUNNING_LOG_FORMAT": "json",
         "DUNNING_LOG_LEVEL": "INFO",
     }
-    return env
+    if broker_name == "rabbitmq":
+        prefix = request.getfixturevalue("rabbit_prefix")
+        return env | {"DUNNING_BROKER_URL": RABBIT_URL, "DUNNING_QUEUE_PREFIX": prefix}
+    if broker_name == "rabbitmq-node":
+        return env | {"DUNNING_BROKER_URL": request.getfixturevalue("own_rabbitmq").url}
+    return env | {"DUNNING_BROKER_URL": request.getfixturevalue("own_redis").url}
 
 
 @pytest.fixture

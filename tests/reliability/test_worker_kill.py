@@ -1,6 +1,8 @@
 """Fault 1: the worker's process group is killed with SIGKILL in the middle of a run, then a
-new worker starts. Charges cut off before or after the gateway's write are settled by looking
-them up; the dead worker's messages come back, or the producers find their work again."""
+new worker starts, on Redis and on RabbitMQ. Charges cut off before or after the gateway's
+write are settled by looking them up; the dead worker's messages come back (on Redis once its
+heartbeat is stale, on RabbitMQ as soon as its connection closes), or the producers find their
+work again."""
 
 from __future__ import annotations
 
@@ -17,8 +19,11 @@ pytestmark = pytest.mark.reliability
 SLOW_CHARGES = {"DUNNING_SANDBOX_DELAY_MS": "60"}
 
 
+@pytest.mark.parametrize("broker_name", ["redis", "rabbitmq"])
 @pytest.mark.timeout(300)
-def test_a_worker_killed_mid_run_loses_nothing_and_charges_once(pipeline: Pipeline) -> None:
+def test_a_worker_killed_mid_run_loses_nothing_and_charges_once(
+    pipeline: Pipeline, broker_name: str
+) -> None:
     run = start(pipeline, prefix="k", worker_env=SLOW_CHARGES)
     under_way(run)
 
@@ -29,7 +34,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_charges_once(pipeline: Pipeli
 
     figures = finish(
         run,
-        "worker_sigkill",
+        "worker_sigkill" if broker_name == "redis" else "worker_sigkill_rabbitmq",
         # The one window SMTP leaves: accepted by the server, the worker killed before its
         # record. A copy sent again carries the same Message-ID.
         allow_duplicates=True,
