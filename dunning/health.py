@@ -55,7 +55,31 @@ def check_broker(c: Container) -> CheckResult:
             return CheckResult("broker", True, _redact(url))
         except Exception as exc:  # noqa: BLE001
             return CheckResult("broker", False, f"{_redact(url)}: {_short(exc)}")
+    if url.startswith(("amqp://", "amqps://")):
+        return _amqp_check(url)
     return _tcp_check("broker", url)
+
+
+def _amqp_check(url: str) -> CheckResult:
+    """Open an AMQP connection with the URL's credentials and virtual host: a wrong password
+    or a missing virtual host fails here, not only a closed port."""
+    import pika
+    import pika.exceptions
+
+    from dunning.ops.rabbitmq import connection_parameters
+
+    try:
+        pika.BlockingConnection(connection_parameters(url, timeout_s=2)).close()
+        return CheckResult("broker", True, _redact(url))
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        return CheckResult("broker", False, f"{_redact(url)}: {_amqp_reason(exc)}")
+
+
+def _amqp_reason(exc: BaseException) -> str:
+    """pika's errors often carry the reason one level down (``ProbableAccessDeniedError``)."""
+    parts = [str(a) or repr(a) for a in exc.args if a is not None]
+    text = " ".join(p for p in parts if p) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:200]
 
 
 def check_smtp(c: Container) -> CheckResult:

@@ -1,7 +1,9 @@
-"""The same actors on RabbitMQ when the broker URL says amqp://."""
+"""The same actors on RabbitMQ when the broker URL says amqp://, and ``dunning check`` logging
+in to it (a wrong password or virtual host fails the check, not only a closed port)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from sqlalchemy import insert, select
 
 from config.settings import load_settings
 from dunning.bootstrap import bootstrap
+from dunning.cli.main import main
 from dunning.clock import VirtualClock
 from dunning.gateways.base import Decline
 from dunning.gateways.ledger import MemoryLedger
@@ -94,3 +97,26 @@ def test_retry_runs_through_rabbitmq(tmp_path: Path) -> None:
         assert conn.execute(select(invoices.c.status)).scalar_one() == "paid"
     assert len(gateway.ledger.entries()) == 1
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "ok", "reason"),
+    [
+        ("amqp://guest:guest@127.0.0.1:5672/%2F", True, ""),
+        ("amqp://guest:wrong@127.0.0.1:5672/%2F", False, "ACCESS_REFUSED"),
+        ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost", False, "vhost no-such-vhost not found"),
+    ],
+)
+def test_dunning_check_logs_in_to_rabbitmq(
+    url: str,
+    ok: bool,
+    reason: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    need("RabbitMQ", "127.0.0.1", 5672)
+    monkeypatch.setenv("DUNNING_BROKER_URL", url)
+    main(["check", "--json"])
+    broker = json.loads(capsys.readouterr().out)["broker"]
+    assert broker["ok"] is ok
+    assert reason in broker["detail"] and "wrong" not in broker["detail"]

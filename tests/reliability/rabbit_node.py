@@ -85,10 +85,11 @@ class RabbitNode:
     def start(self) -> None:
         """Start the node and wait until it takes AMQP connections."""
         started = time.monotonic()
+        env = self._env()  # creates the directories
         with (self.directory / "server.log").open("ab") as out:
             self.proc = subprocess.Popen(
                 [rabbitmq_server_script()],
-                env=self._env(),
+                env=env,
                 cwd=self.directory,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
