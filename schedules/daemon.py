@@ -23,6 +23,11 @@ def run_producer(c: Container, name: str, leader: Leadership) -> int:
     renewal hangs stops starting producers when its lease would end, before a standby may
     take over."""
     if not leader.leading:
+        log.warning(
+            "producer %s skipped: scheduler %s has not renewed its lease in time",
+            name,
+            leader.identity,
+        )
         return 0
     fn, _ = PRODUCERS[name]
     try:

@@ -157,7 +157,11 @@ class DatabaseLeadership:
                 got = take_lease(conn, self.name, self.identity, timedelta(seconds=self.ttl_s))
         except SQLAlchemyError as exc:
             # Without the database we cannot know whether another scheduler leads: stand down.
-            log.warning("leader lease unavailable: %s", _first_line(exc))
+            log.warning(
+                "leader lease unavailable after %.1f s: %s",
+                self._monotonic() - started,
+                _first_line(exc),
+            )
             got = False
         self._valid_until = started + self.ttl_s if got else float("-inf")
         if got != self._held:
