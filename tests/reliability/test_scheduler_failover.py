@@ -1,6 +1,7 @@
 """Fault 7: two schedulers run; the leader is killed with SIGKILL in the middle of a run. The
 standby takes over when the leader's lease (a row in the database) runs out, and what the dead
-leader had claimed is found again once the claims' leases run out."""
+leader had claimed is found again once the claims' leases run out. The same on RabbitMQ: the
+election does not depend on the broker."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ def leader_pid(p: Pipeline) -> int | None:
     return int(holder.split(":")[-2]) if holder else None
 
 
+@pytest.mark.parametrize("broker_name", ["redis", "rabbitmq"])
 @pytest.mark.timeout(300)
-def test_the_leader_scheduler_killed_mid_run_loses_no_case(pipeline: Pipeline) -> None:
+def test_the_leader_scheduler_killed_mid_run_loses_no_case(
+    pipeline: Pipeline, broker_name: str
+) -> None:
     a = pipeline.start_scheduler("scheduler-a")
     wait_until(
         lambda: leader_pid(pipeline) == a.pid,
@@ -48,7 +52,7 @@ def test_the_leader_scheduler_killed_mid_run_loses_no_case(pipeline: Pipeline) -
 
     finish(
         run,
-        "scheduler_failover",
+        "scheduler_failover" if broker_name == "redis" else "scheduler_failover_rabbitmq",
         allow_duplicates=False,
         faults={
             "leader_sigkills": 1,
