@@ -18,6 +18,7 @@ from dunning.cli import (
     policy,
     refunds,
     simulate,
+    whatif,
 )
 from dunning.cli.common import EXIT_FAILURE, EXIT_USAGE, Exit, err_console
 from dunning.errors import ConfigError, DunningError
@@ -29,7 +30,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (db, check, importer, policy, mail, simulate, daemons, ops, endpoints, refunds):
+for module in (
+    db,
+    check,
+    importer,
+    policy,
+    mail,
+    simulate,
+    daemons,
+    ops,
+    endpoints,
+    refunds,
+    whatif,
+):
     module.register(app)
 
 

@@ -90,7 +90,8 @@ class Outcome:
 
 
 # Answers a charge the sandbox would otherwise answer from the token, or None to leave it be.
-Oracle = Callable[[ChargeRequest], Outcome | None]
+# It is given the request and the gateway's clock.
+Oracle = Callable[[ChargeRequest, datetime], Outcome | None]
 
 
 def behaviour_of(token: str) -> str:
@@ -145,7 +146,7 @@ class SandboxGateway:
                 self._used[request.token] = i + 1
                 if i < len(script) or self.oracle is None:
                     return script[min(i, len(script) - 1)]
-        answer = self.oracle(request) if self.oracle is not None else None
+        answer = self.oracle(request, self._clock()) if self.oracle is not None else None
         if answer is not None:
             return answer
         if script:

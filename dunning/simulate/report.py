@@ -10,19 +10,22 @@ from collections.abc import Sequence
 from html import escape
 
 from dunning.simulate.figures import Figures
-
-WIDTH, HEIGHT, PAD_L, PAD_B, PAD_T, PAD_R = 680, 290, 78, 46, 16, 16
-GREEN, RED, GREY, BLUE = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
-STYLE = """
-body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
-max-width:60em;color:#222;padding:0 1em}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}
-table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;text-align:right;
-border-bottom:1px solid #ddd}td:first-child,th:first-child{text-align:left}
-.kpi{display:flex;gap:1.5em;flex-wrap:wrap}.kpi div{background:#f4f6f8;padding:.6em 1em;
-border-radius:6px}.kpi b{display:block;font-size:1.5em}svg text{font-size:12px;fill:#444}
-.note{color:#666;font-size:.9em}
-"""
+from dunning.simulate.html import (
+    BLUE,
+    GREEN,
+    GREY,
+    HEIGHT,
+    PAD_B,
+    PAD_L,
+    PAD_R,
+    PAD_T,
+    RED,
+    WIDTH,
+    axes,
+    page,
+    round_top,
+)
+from dunning.simulate.html import table as _table
 
 
 def _money(amount: float, currency: str) -> str:
@@ -37,31 +40,10 @@ def _days(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    th = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _nice_step(top: float) -> float:
-    """A round tick step giving four to eight ticks up to ``top``."""
-    step = 1.0
-    while top / step > 8:
-        for factor in (2, 2.5, 2):
-            step *= factor
-            if top / step <= 8:
-                break
-    return step
-
-
 def recovery_chart(cumulative: Sequence[float]) -> str:
     """Cumulative recovered amount (EUR) by day, as an SVG area chart."""
     days = max(len(cumulative) - 1, 1)
-    top = max(max(cumulative, default=0.0), 1.0)
-    step = _nice_step(top)
-    top = step * -(-top // step)
+    top = round_top(max(max(cumulative, default=0.0), 1.0))
     plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
 
     def xy(day: int, value: float) -> str:
@@ -74,29 +56,12 @@ def recovery_chart(cumulative: Sequence[float]) -> str:
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         'aria-label="Cumulative recovered revenue by day">'
     ]
-    tick = 0.0
-    while tick <= top:
-        y = PAD_T + plot_h * (1 - tick / top)
-        parts.append(
-            f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e0e0e0"/>'
-            f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:,.0f}</text>'
-        )
-        tick += step
-    for day in range(0, days + 1, 7 if days > 20 else 1):
-        x = PAD_L + plot_w * day / days
-        parts.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - PAD_B + 18}" text-anchor="middle">{day}</text>'
-        )
+    parts += axes(top, days, y_label="EUR recovered", x_label="day of the simulation")
     points = " ".join(xy(d, v) for d, v in enumerate(cumulative))
     area = f"{xy(0, 0)} {points} {xy(len(cumulative) - 1, 0)}"
     parts.append(f'<polygon points="{area}" fill="{GREEN}" fill-opacity="0.15"/>')
     parts.append(f'<polyline points="{points}" fill="none" stroke="{GREEN}" stroke-width="2"/>')
-    parts.append(
-        f'<text x="{PAD_L + plot_w / 2:.0f}" y="{HEIGHT - 6}" text-anchor="middle">'
-        "day of the simulation</text>"
-        f'<text x="12" y="{PAD_T + plot_h / 2:.0f}" text-anchor="middle" '
-        f'transform="rotate(-90 12 {PAD_T + plot_h / 2:.0f})">EUR recovered</text></svg>'
-    )
+    parts.append("</svg>")
     return "".join(parts)
 
 
@@ -155,11 +120,9 @@ def render(f: Figures, stages: Sequence[tuple[str, int]], *, seed: int) -> str:
     ]
     emails = sorted(f.emails.items(), key=lambda kv: (-kv[1], kv[0]))
     title = f"Dunning demo: {f.customers} customers, {days} days"
-    return "".join(
+    return page(
+        title,
         [
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>',
-            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
-            f"<h1>{escape(title)}</h1>",
             f'<p class="note">From {f.start:%Y-%m-%d} to {f.end:%Y-%m-%d}, seed {seed}: a '
             "generated book run through the real pipeline on the embedded default (SQLite, "
             "in-process broker, sandbox gateway). Amounts in EUR use fixed demo rates.</p>",
@@ -192,6 +155,5 @@ def render(f: Figures, stages: Sequence[tuple[str, int]], *, seed: int) -> str:
                     ("card tokens purged: 2 years unused", f.tokens_purged["retention"]),
                 ],
             ),
-            "</body></html>\n",
-        ]
+        ],
     )

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from dunning.services import cards, lifecycle
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.simulate import journal
 from dunning.simulate.book import load_book
-from dunning.simulate.due import anything_due
+from dunning.simulate.due import due_producers, next_due
 from dunning.simulate.inline import InlineDispatcher
 from dunning.simulate.scenario import Scenario
 from dunning.store.engine import make_engine
@@ -80,17 +80,31 @@ class Simulation:
         context.set_container(self.container)
         self.dispatcher.drain()
 
+    @property
+    def unknown_after(self) -> timedelta:
+        return timedelta(seconds=self.container.settings.timing.unknown_after_s)
+
+    def _due(self, now: datetime) -> set[str]:
+        return due_producers(self.container.engine, now, unknown_after=self.unknown_after)
+
     def run_producers(self, *, daily: bool) -> None:
+        """The producers the scheduler would run now, in order, each one's work drained before
+        the next; a scan that would find nothing is left out (most simulated hours)."""
         now = self.clock.now()
-        timing = self.container.settings.timing
-        unknown_after = timedelta(seconds=timing.unknown_after_s)
-        if not daily and not anything_due(self.container.engine, now, unknown_after=unknown_after):
-            return  # every scan would find nothing: most simulated hours are like this
+        due = self._due(now)
         for name in ORDER:
-            if name in DAILY and not daily:
+            if name in DAILY:
+                if not daily:
+                    continue
+            elif name not in due:
                 continue
             PRODUCERS[name][0](self.container, now)
             self.drain()
+            due = self._due(now)  # the work done may have made more work due
+
+    def next_due(self) -> datetime | None:
+        """When a frequent producer may next find work."""
+        return next_due(self.container.engine, unknown_after=self.unknown_after)
 
 
 def _settings(base: Path, wiring: Wiring) -> Settings:
@@ -166,16 +180,17 @@ def advance(
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Move the clock from the scenario's start to its end: events at their time, producers at
-    every step (the daily ones once a day), the queued work drained after each."""
-    end = scenario.start + timedelta(days=scenario.days)
+    every step (the daily ones once a day), the queued work drained after each. Steps at which
+    no event happens, no day begins and no producer would find work are skipped."""
+    start = scenario.start
+    end = start + timedelta(days=scenario.days)
     events = sorted(scenario.events, key=lambda e: e.at)
-    t = scenario.start
+    t = start
     total = int((end - t) / step)
-    i = 0
     sim.run_producers(daily=True)
     last_day = t.date()
     while t < end:
-        t = min(t + step, end)
+        t = min(_next_stop(sim, t, step, start, events), end)
         while events and events[0].at <= t:
             event = events.pop(0)
             sim.clock.set(max(event.at, sim.clock.now()))
@@ -184,9 +199,24 @@ def advance(
         sim.clock.set(t)
         sim.run_producers(daily=t.date() != last_day)
         last_day = t.date()
-        i += 1
         if progress:
-            progress(i, total)
+            progress(min(int((t - start) / step), total), total)
+
+
+def _next_stop(
+    sim: Simulation, t: datetime, step: timedelta, start: datetime, events: list[Any]
+) -> datetime:
+    """The first step after ``t`` at which something may happen: an event, a new day (the
+    daily producers), or work a producer would find."""
+    wanted = [datetime.combine(t.date() + timedelta(days=1), time(0), tzinfo=t.tzinfo)]
+    if events:
+        wanted.append(events[0].at)
+    due = sim.next_due()
+    if due is not None:
+        wanted.append(due)
+    soonest = min(wanted)
+    steps = max(1, -(-(soonest - start) // step) - (t - start) // step)
+    return t + steps * step
 
 
 def apply_event(sim: Simulation, event: Any) -> None:

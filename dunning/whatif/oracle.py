@@ -9,7 +9,6 @@ card the customer typed in, a charge for another invoice) is left to the sandbox
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,10 +47,9 @@ def attempt_number(idempotency_key: str) -> int | None:
 class ModelOracle:
     """Answers the charges of registered cards and invoices from the outcome model."""
 
-    def __init__(self, params: ModelParams, *, seed: int, clock: Callable[[], datetime]) -> None:
+    def __init__(self, params: ModelParams, *, seed: int) -> None:
         self.params = params
         self.seed = seed
-        self._clock = clock
         self._cards: dict[str, _Card] = {}
         self._failures: dict[str, _Failure] = {}
 
@@ -66,13 +64,12 @@ class ModelOracle:
         cls = model_class(decline, network)
         self._failures[invoice_id] = _Failure(token, decline, cls, failed_at)
 
-    def __call__(self, request: ChargeRequest) -> Outcome | None:
+    def __call__(self, request: ChargeRequest, now: datetime) -> Outcome | None:
         failure = self._failures.get(request.metadata.get("invoice", ""))
         card = self._cards.get(request.token)
         attempt = attempt_number(request.idempotency_key)
         if failure is None or card is None or attempt is None:
             return None
-        now = self._clock()
         same_card = request.token == failure.token
         ctx = RetryContext(
             decline_class=failure.decline_class if same_card else "other_card",
