@@ -114,7 +114,9 @@ def _settings() -> Any:
 
 def _fit(out: Path | None, model: Path | None, since_days: int) -> None:
     from dunning.cli.common import container
-    from dunning.whatif.fit import fit, history, render_toml, table
+    from dunning.whatif.database import history
+    from dunning.whatif.fit import fit
+    from dunning.whatif.fit_report import render_toml, table
     from dunning.whatif.params import load_params
 
     c = container()

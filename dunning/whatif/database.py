@@ -1,5 +1,6 @@
 """The book in the database: open invoices, and invoices that failed recently whatever became
-of them, each with its first failed charge. Read only, a few set-based statements per chunk.
+of them, each with its first failed charge; and the merchant's retries, for fitting the model.
+Read only, a few set-based statements per chunk.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select
 
+from dunning.policy.paydays import country_of
+from dunning.policy.timing import zone
 from dunning.policy.types import Decline
 from dunning.store.tables import (
     customers,
@@ -19,6 +22,8 @@ from dunning.store.tables import (
     subscriptions,
 )
 from dunning.whatif.book import NETWORKS, Book, Card, Customer, Failure, Plan, make_case
+from dunning.whatif.fit import Observation
+from dunning.whatif.model import RetryContext, model_class
 
 CHUNK = 5000
 
@@ -131,3 +136,51 @@ def _add_customer(
                           inv["currency"], inv["first_failed_at"], decline)  # fmt: skip
         cases.append(make_case(customer, failure))
     book.add(customer, cases)
+
+
+def history(engine: Engine, *, since: datetime) -> list[Observation]:
+    """Every merchant retry since ``since`` that got an answer, as a model observation: the
+    class of the decline that opened its invoice (or ``other_card`` on another card), the
+    hours since that failure, the retries before it, its local time and country."""
+    with engine.connect() as conn:
+        retries = (
+            conn.execute(
+                select(payment_attempts)
+                .where(
+                    payment_attempts.c.attempt_no >= 2,
+                    payment_attempts.c.initiator == "merchant",
+                    payment_attempts.c.status.in_(["succeeded", "declined"]),
+                    payment_attempts.c.created_at >= since,
+                )
+                .order_by(payment_attempts.c.created_at, payment_attempts.c.id)
+            )
+            .mappings()
+            .all()
+        )
+        ids = sorted({r["invoice_id"] for r in retries})
+        firsts = _first_attempts(conn, ids)
+        invs = {r["id"]: r for r in _rows(conn, invoices.c.id, ids)}
+        owners = sorted({r["customer_id"] for r in invs.values()})
+        zones = {r["id"]: r["timezone"] or "UTC" for r in _rows(conn, customers.c.id, owners)}
+    out = []
+    for r in retries:
+        inv, first = invs.get(r["invoice_id"]), firsts.get(r["invoice_id"])
+        if inv is None or first is None or inv["first_failed_at"] is None:
+            continue
+        out.append(_observation(r, first, inv["first_failed_at"], zones[inv["customer_id"]]))
+    return out
+
+
+def _observation(r: Any, first: Any, failed_at: datetime, timezone: str) -> Observation:
+    decline = Decline(first["decline_code"], first["network_code"], first["advice_code"],
+                      first["network_advice_code"])  # fmt: skip
+    same_card = r["payment_method_id"] == first["payment_method_id"]
+    at = r["created_at"]
+    ctx = RetryContext(
+        decline_class=model_class(decline, first["network"]) if same_card else "other_card",
+        hours_since_failure=(at - failed_at).total_seconds() / 3600.0,
+        retries_before=max(r["attempt_no"] - 2, 0),
+        local=at.astimezone(zone(timezone)).replace(tzinfo=None),
+        country=country_of(timezone),
+    )
+    return Observation(ctx, r["status"] == "succeeded")
