@@ -29,6 +29,7 @@ from aiosmtplib import (
 from config.settings import SmtpSettings, SmtpTls
 from dunning.errors import ConfigError, MailPermanent, MailTransient, MailUnavailable
 from dunning.mail.compose import OutgoingEmail
+from dunning.mail.transaction import transact
 from dunning.mail.transport import Sendable, SendResult, all_refused, as_outgoing
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,8 @@ async def _hand_over(client: aiosmtplib.SMTP, message: OutgoingEmail) -> dict[st
     package built) that package's flattening, which knows when SMTPUTF8 is needed."""
     if message.message is not None:
         errors, _ = await client.send_message(message.message)
-    else:
-        errors, _ = await client.sendmail(message.sender, list(message.recipients), message.data)
-    return dict(errors)
+        return dict(errors)
+    return await transact(client, message)
 
 
 class SmtpTransport:

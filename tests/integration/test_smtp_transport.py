@@ -93,21 +93,31 @@ def transport(port: int) -> Iterator[SmtpTransport]:
 
 
 def message(
-    n: int, to: str = "ana@example.com", cc: tuple[str, ...] = (), subject: str = ""
-) -> EmailMessage:
+    n: int,
+    to: str = "ana@example.com",
+    cc: tuple[str, ...] = (),
+    subject: str = "",
+    form: str = "built",
+) -> Any:
+    """The message the email package builds, or (``form="composed"``) the bytes the outbox
+    composes, which go out through the transport's own SMTP transaction."""
     kind = "payment_failed"
     rendered = render_email(
         kind, "da", sample_context(kind), brand_name="Acme", support_email="help@acme.test"
     )
     if subject:
         rendered = type(rendered)(subject=subject, text=rendered.text, html=rendered.html)
-    return build_message(
+    build = compose if form == "composed" else build_message
+    return build(
         rendered,
         mail_from="billing@acme.test",
         to=to,
         cc=list(cc),
         message_id=message_id_for(f"{kind}:inv_{n}", "billing@acme.test"),
     )
+
+
+FORMS = pytest.mark.parametrize("form", ["built", "composed"])
 
 
 def test_several_messages_share_one_connection_and_arrive_intact(
@@ -127,27 +137,32 @@ def test_several_messages_share_one_connection_and_arrive_intact(
         assert rcpts == ["ana@example.com"]
 
 
+@FORMS
 def test_partially_refused_recipient_is_reported(
-    server: Controller, sink: Sink, transport: SmtpTransport
+    form: str, server: Controller, sink: Sink, transport: SmtpTransport
 ) -> None:
-    result = transport.send(message(1, cc=("nobody@example.com", "books@example.com")))
+    result = transport.send(message(1, cc=("nobody@example.com", "books@example.com"), form=form))
     assert set(result.refused) == {"nobody@example.com"}
     code, reply = result.refused["nobody@example.com"]
     assert code == 550 and "no such user" in reply
     assert sink.received[0][1] == ["ana@example.com", "books@example.com"]
 
 
-def test_every_recipient_refused_is_permanent(server: Controller, transport: SmtpTransport) -> None:
+@FORMS
+def test_every_recipient_refused_is_permanent(
+    form: str, server: Controller, transport: SmtpTransport
+) -> None:
     with pytest.raises(MailPermanent, match="550"):
-        transport.send(message(1, to="nobody@example.com"))
+        transport.send(message(1, to="nobody@example.com", form=form))
 
 
+@FORMS
 def test_5xx_answer_is_permanent_and_the_connection_stays_usable(
-    server: Controller, sink: Sink, transport: SmtpTransport
+    form: str, server: Controller, sink: Sink, transport: SmtpTransport
 ) -> None:
     with pytest.raises(MailPermanent, match="554 5.7.1 message looks like spam"):
-        transport.send(message(1, subject="SPAM offer"))
-    transport.send(message(2))
+        transport.send(message(1, subject="SPAM offer", form=form))
+    transport.send(message(2, form=form))
     assert len(sink.received) == 1
     assert transport.connections_opened == 1
 
