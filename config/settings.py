@@ -80,21 +80,34 @@ class BrandSettings(BaseModel):
 
 
 class TimingSettings(BaseModel):
-    """Leases, intervals and TTLs of the daemons; short in tests, minutes in production."""
+    """Leases, intervals and TTLs of the daemons; short in tests, seconds to minutes in production.
 
+    The defaults bound how long a crash holds work up: a worker killed mid-run has every case it
+    held finished within about two minutes (its messages come back after
+    ``broker_heartbeat_timeout_s``, its emails when their ``work_lease_s`` ends, its charges
+    in flight are looked up ``unknown_after_s`` after they were sent). RELIABILITY.md gives the
+    recovery time of each fault on these defaults.
+    """
+
+    # How long a producer's claim keeps an item from being enqueued again while its message
+    # waits in the broker: long enough for a big backlog to drain.
     claim_lease_s: float = Field(default=600.0, gt=0)
-    retry_scan_interval_s: float = Field(default=60.0, gt=0)
-    outbox_scan_interval_s: float = Field(default=30.0, gt=0)
+    # How long a worker's hold on the rows it is working on lasts; renewed every third of it
+    # while the work runs, so it ends soon after the worker dies.
+    work_lease_s: float = Field(default=60.0, gt=0)
+    retry_scan_interval_s: float = Field(default=15.0, gt=0)
+    outbox_scan_interval_s: float = Field(default=15.0, gt=0)
     reconcile_scan_interval_s: float = Field(default=300.0, gt=0)
     expiry_scan_interval_s: float = Field(default=86400.0, gt=0)
     purge_scan_interval_s: float = Field(default=86400.0, gt=0)
-    unknown_after_s: float = Field(default=120.0, gt=0)
+    unknown_after_s: float = Field(default=60.0, gt=0)
     leader_ttl_s: float = Field(default=30.0, gt=0)
     leader_poll_s: float = Field(default=5.0, gt=0)
     gateway_timeout_s: float = Field(default=30.0, gt=0)
     scan_batch: int = Field(default=2000, ge=1)
-    # A dead worker's unacknowledged messages return after its heartbeat is this old.
-    broker_heartbeat_timeout_s: float = Field(default=60.0, gt=0)
+    # A dead worker's unacknowledged messages return after its heartbeat is this old (every
+    # worker process looks for such messages a few times per timeout).
+    broker_heartbeat_timeout_s: float = Field(default=30.0, gt=0)
     mail_retry_base_s: float = Field(default=60.0, gt=0)
     mail_retry_max_s: float = Field(default=3600.0, gt=0)
 

@@ -11,8 +11,11 @@ from dunning.bootstrap import bootstrap
 from dunning.logs import configure_logging
 from workers.broker import broker_for, setup
 from workers.context import CloseOnShutdown
+from workers.redelivery import Redelivery
 
 container = bootstrap()
 configure_logging(container.settings)
 broker = setup(container, broker_for(container.settings, prometheus=True))
 broker.add_middleware(CloseOnShutdown())
+# A dead worker's messages come back within about a heartbeat timeout, not by chance.
+broker.add_middleware(Redelivery())

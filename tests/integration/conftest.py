@@ -61,6 +61,7 @@ STOP_TIMEOUT_S = 10.0
 # Short leases and intervals: what takes minutes in production takes seconds here.
 FAST_TIMING = {
     "DUNNING_TIMING__CLAIM_LEASE_S": "3",
+    "DUNNING_TIMING__WORK_LEASE_S": "3",
     "DUNNING_TIMING__UNKNOWN_AFTER_S": "2",
     "DUNNING_TIMING__GATEWAY_TIMEOUT_S": "1",
     "DUNNING_TIMING__BROKER_HEARTBEAT_TIMEOUT_S": "5",

@@ -37,14 +37,15 @@ def queue(engine: Engine, n: int, now: object) -> list[int]:
         return list(inserted.scalars())
 
 
-@pytest.mark.parametrize("lease_s", [600.0, 5.0])  # 5 s: shorter than a send may take
+# 5 s: shorter than a send may take; 0.3 s: the keeper renews it several times mid-batch
+@pytest.mark.parametrize("lease_s", [600.0, 5.0, 0.3])
 def test_a_batch_is_sent_once_and_each_email_audited(
     pipeline_env: dict[str, str],
     pg_engine: Engine,
     smtp: tuple[int, MailSink],
     lease_s: float,
 ) -> None:
-    env = pipeline_env | {"DUNNING_TIMING__CLAIM_LEASE_S": str(lease_s)}
+    env = pipeline_env | {"DUNNING_TIMING__WORK_LEASE_S": str(lease_s)}
     c = bootstrap(settings_from_env(env), engine=pg_engine)
     try:
         now = c.clock.now()

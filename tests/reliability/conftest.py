@@ -42,6 +42,7 @@ from tests.services import free_port
 # looked up only when no charge can still be running (the sandbox answers within a second).
 RELIABILITY_TIMING = {
     "DUNNING_TIMING__CLAIM_LEASE_S": "8",
+    "DUNNING_TIMING__WORK_LEASE_S": "8",
     "DUNNING_TIMING__UNKNOWN_AFTER_S": "4",
     "DUNNING_TIMING__GATEWAY_TIMEOUT_S": "1",
     "DUNNING_TIMING__MAIL_RETRY_BASE_S": "1",

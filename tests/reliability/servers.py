@@ -7,12 +7,14 @@ use it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -112,11 +114,24 @@ class RedisServer:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
+class SlowSink(MailSink):
+    """A :class:`MailSink` that takes ``delay_s`` to answer each message's data, as a busy
+    server does: a batch of emails is then in flight for a while."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay_s)
+        return await super().handle_DATA(server, session, envelope)
+
+
 class SmtpServer:
     """aiosmtpd on a fixed free port, with a :class:`MailSink` that outlives restarts."""
 
-    def __init__(self) -> None:
-        self.sink = MailSink()
+    def __init__(self, *, delay_s: float = 0.0) -> None:
+        self.sink = SlowSink(delay_s) if delay_s else MailSink()
         self.port = free_port()
         self._controller: Controller | None = None
         self.stops = 0

@@ -17,10 +17,9 @@ from tests.reliability.servers import SmtpServer
 
 pytestmark = pytest.mark.reliability
 
-# A deferred email is retried after its backoff (1, 2, 4, 4... s here) but not before the
-# outbox producer's claim on it runs out (DUNNING_TIMING__CLAIM_LEASE_S), so that lease spaces
-# the retries: 4 s here.
-LEASE = {"DUNNING_TIMING__CLAIM_LEASE_S": "4"}
+# A deferred email is retried when its backoff ends (1, 2, 4, 4... s here); a batch holds its
+# emails for a short lease (renewed while it sends), 4 s here.
+LEASE = {"DUNNING_TIMING__WORK_LEASE_S": "4"}
 OUTAGE_S = 16.0
 
 
@@ -57,7 +56,7 @@ def test_mail_waits_out_an_smtp_outage_and_is_delivered_once(
         faults={
             "smtp_outages": 1,
             "outage_s": OUTAGE_S,
-            "claim_lease_s": float(LEASE["DUNNING_TIMING__CLAIM_LEASE_S"]),
+            "work_lease_s": float(LEASE["DUNNING_TIMING__WORK_LEASE_S"]),
             "emails_waiting_at_end_of_outage": during["unsent_emails"],
             "most_send_attempts_during_outage": tries_during,
             "paid_during_outage": during["paid"] - at_stop["paid"],

@@ -26,11 +26,9 @@ KNOWN_OVER: frozenset[str] = frozenset(
         "dunning/mail/compose.py:compose",
         "dunning/services/event_records.py:ensure_subscription",
         "dunning/services/expiry.py:queue_expiry_reminders",
-        "dunning/services/outbox.py:_send_one",
         "dunning/simulate/book.py:load_book",
         "dunning/simulate/report.py:render",
         "dunning/gateways/stripe.py",
-        "dunning/services/outbox.py",
     }
 )
 

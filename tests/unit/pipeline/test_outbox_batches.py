@@ -16,8 +16,7 @@ from dunning.mail.compose import OutgoingEmail
 from dunning.mail.message import message_id_for
 from dunning.mail.samples import sample_context
 from dunning.mail.transport import MemoryTransport, SendResult
-from dunning.services import outbox
-from dunning.services.outbox import send_notifications
+from dunning.services.outbox import records, send_notifications
 from dunning.store.tables import audit_log, notifications
 from schedules.producers import due_emails
 from tests.unit.pipeline.conftest import Pipeline
@@ -85,12 +84,13 @@ def test_a_batch_is_leased_at_once_and_each_email_is_marked_with_its_audit_row(
     assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {}  # nothing twice
 
 
-def test_the_lease_is_renewed_before_a_send_could_outlive_it(pipeline: Pipeline) -> None:
-    """Another sender polling during the batch never gets a row the batch still holds."""
+def test_a_batch_renews_its_lease_itself_when_the_keeper_falls_behind(pipeline: Pipeline) -> None:
+    """On the virtual clock the keeper thread never runs (its period is real time): each send
+    outlasts the whole lease, and another sender polling before each send never gets a row
+    the batch still holds."""
     ids = queue(pipeline, 5)
-    lease_s = pipeline.c.settings.timing.claim_lease_s
-    bound_s = pipeline.c.settings.smtp.timeout_s * 10 + 1
-    assert SEND_S * 5 > lease_s > bound_s  # the batch outlasts one lease
+    lease_s = pipeline.c.settings.timing.work_lease_s
+    assert SEND_S > lease_s
     competitor: list[dict[int, str]] = []
     slow = SlowTransport(
         pipeline, during=lambda: competitor.append(
@@ -103,6 +103,28 @@ def test_the_lease_is_renewed_before_a_send_could_outlive_it(pipeline: Pipeline)
     assert competitor == [{}] * 5  # every poll found every row leased or sent
     assert len(slow.sent) == 5
     assert pipeline.clock.now() - started > timedelta(seconds=lease_s)
+
+
+def test_a_row_whose_lease_ran_out_and_was_taken_is_not_sent_again(pipeline: Pipeline) -> None:
+    """The first send outlasts the lease; meanwhile another sender (a message with the other
+    rows) takes them and sends them. The batch's renewal finds them gone and skips them: each
+    email goes once."""
+    ids = queue(pipeline, 4)
+    others: list[dict[int, str]] = []
+    first = [True]
+
+    class Late(MemoryTransport):
+        def send(self, message: OutgoingEmail | EmailMessage) -> SendResult:
+            if first.pop() if first else False:
+                pipeline.advance(timedelta(seconds=SEND_S))  # the lease runs out mid-send
+                others.append(send_notifications(pipeline.c, ids[1:], pipeline.clock.now()))
+            return pipeline.mail.send(message)
+
+    pipeline.c.transport = Late()
+    assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {ids[0]: "sent"}
+    assert others == [{i: "sent" for i in ids[1:]}]
+    assert len(pipeline.mail.sent) == 4
+    assert len({m["Message-ID"] for m in pipeline.mail.sent}) == 4
 
 
 def test_a_failing_batch_gives_back_the_rows_it_did_not_send(pipeline: Pipeline) -> None:
@@ -179,7 +201,7 @@ def test_a_failed_mark_keeps_that_row_leased_and_gives_back_the_rest(
     """The email whose mark failed may have gone out: it waits for its lease and goes again
     with the same Message-ID; the emails after it were not sent and go at once."""
     ids = queue(pipeline, 4)
-    real = outbox._mark_sent
+    real = records.mark_sent
     calls: list[int] = []
 
     def flaky(*args: Any) -> None:
@@ -188,7 +210,7 @@ def test_a_failed_mark_keeps_that_row_leased_and_gives_back_the_rest(
             raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
         real(*args)
 
-    monkeypatch.setattr(outbox, "_mark_sent", flaky)
+    monkeypatch.setattr(records, "mark_sent", flaky)
     with pytest.raises(OperationalError):
         send_notifications(pipeline.c, ids, pipeline.clock.now())
     state = leases(pipeline)
