@@ -66,13 +66,22 @@ def drive_retries(
             "producer_s": round(produced - started, 3)}  # fmt: skip
 
 
-def baseline_rate(r: Run, url: str, n: int) -> dict[str, Any]:
-    """``n`` messages through the one-transaction actor; return its rate."""
+def baseline_rate(
+    r: Run,
+    url: str,
+    n: int,
+    *,
+    module: str = "bench.baseline_worker",
+    sink: Sink | None = None,
+) -> dict[str, Any]:
+    """``n`` messages through a baseline actor of ``module`` (one transaction each, and one
+    email each when a ``sink`` is given: then the clock stops when the sink has them all);
+    return its rate."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(baselines.TABLES.encode())
         conn.execute(b"INSERT INTO bench_rows (id) SELECT generate_series(1, %s::int)", (n,))
-    cmd = dramatiq_cmd("bench.baseline_worker", PROCESSES, THREADS, [baselines.QUEUE])
-    log = r.workdir / "baseline-workers.log"
+    cmd = dramatiq_cmd(module, PROCESSES, THREADS, [baselines.QUEUE])
+    log = r.workdir / f"baseline-workers-{module.rpartition('.')[2]}.log"
     broker = make_broker(r.redis_url)
     messages: list[dramatiq.Message[Any]] = [
         dramatiq.Message(
@@ -81,13 +90,15 @@ def baseline_rate(r: Run, url: str, n: int) -> dict[str, Any]:
         for i in range(1, n + 1)
     ]
     logged = Count(url, "SELECT count(*) FROM bench_log")
+    before = sink.delivered() if sink is not None else 0
+    done = (lambda: sink.delivered() - before >= n) if sink is not None else (lambda: logged() >= n)
     try:
-        with worker_group(cmd, dunning_env(r, url), log=log, processes=PROCESSES, threads=THREADS):
+        with worker_group(
+            cmd, dunning_env(r, url, sink=sink), log=log, processes=PROCESSES, threads=THREADS
+        ):
             started = time.monotonic()
             enqueue_pipelined(broker, messages)  # type: ignore[arg-type]
-            finished = wait_until(
-                lambda: logged() >= n, timeout_s=max(120, n / 20), what="baseline messages"
-            )
+            finished = wait_until(done, timeout_s=max(120, n / 20), what="baseline messages")
     finally:
         logged.close()
         broker.close()
