@@ -29,6 +29,7 @@ from aiosmtplib import (
 from config.settings import SmtpSettings, SmtpTls
 from dunning.errors import ConfigError, MailPermanent, MailTransient, MailUnavailable
 from dunning.mail.compose import OutgoingEmail
+from dunning.mail.handoff import NoReply, abandon, submit
 from dunning.mail.transaction import transact
 from dunning.mail.transport import Sendable, SendResult, all_refused, as_outgoing
 
@@ -97,16 +98,19 @@ class SmtpTransport:
             if self._closed:
                 raise MailUnavailable(_CLOSED)
             loop = self._ensure_loop()
-        future = asyncio.run_coroutine_threadsafe(self._in_turn(message), loop)
+            reply = submit(loop, lambda: self._in_turn(message), self._refusal)
         try:
-            return future.result(timeout=self._settings.timeout_s * SEND_WAIT_FACTOR)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            return reply.wait(self._settings.timeout_s * SEND_WAIT_FACTOR)
+        except NoReply:
+            abandon(loop, reply)
             raise MailUnavailable(
                 f"SMTP send to {self._settings.host}:{self._settings.port} did not finish"
             ) from None
-        except concurrent.futures.CancelledError:
+        except asyncio.CancelledError:
             raise MailUnavailable(_CLOSED) from None
+
+    def _refusal(self) -> MailUnavailable | None:
+        return MailUnavailable(_CLOSED) if self._closed else None
 
     async def _in_turn(self, message: OutgoingEmail) -> SendResult:
         if self._turn is None:
