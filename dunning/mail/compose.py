@@ -107,19 +107,8 @@ def compose(
         if name.lower() in _RESERVED:
             raise BadMessage(f"header {name!r} is set by build_message; do not pass it")
     sender_header, sender = _sender(mail_from)
-    lines = [f"Subject: {_subject(rendered.subject, message_id)}", f"From: {sender_header}",
-             f"To: {to}"]  # fmt: skip
-    if cc:
-        lines.append(_folded("Cc", list(cc)))
-    lines += [f"Date: {format_datetime(when)}", f"Message-ID: {message_id}",
-              "Auto-Submitted: auto-generated"]  # fmt: skip
-    lines += [f"{name}: {value}" for name, value in extra.items()]
     boundary = "===============" + hashlib.sha256(message_id.encode()).hexdigest()[:24] + "=="
-    lines += [
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
-    ]
-    head = "\r\n".join(lines).encode("ascii")
+    head = _head(rendered.subject, sender_header, to, cc, when, message_id, extra, boundary)
     data = b"".join(
         [
             head,
@@ -130,6 +119,30 @@ def compose(
         ]
     )
     return OutgoingEmail(message_id, sender, (to, *cc), data)
+
+
+def _head(
+    subject: str,
+    sender_header: str,
+    to: str,
+    cc: Sequence[str],
+    when: datetime,
+    message_id: str,
+    extra: Mapping[str, str],
+    boundary: str,
+) -> bytes:
+    """The header block, in the email package's order, without its final line break."""
+    lines = [f"Subject: {_subject(subject, message_id)}", f"From: {sender_header}", f"To: {to}"]
+    if cc:
+        lines.append(_folded("Cc", list(cc)))
+    lines += [f"Date: {format_datetime(when)}", f"Message-ID: {message_id}",
+              "Auto-Submitted: auto-generated"]  # fmt: skip
+    lines += [f"{name}: {value}" for name, value in extra.items()]
+    lines += [
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
+    ]
+    return "\r\n".join(lines).encode("ascii")
 
 
 def _fast(

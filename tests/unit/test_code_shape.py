@@ -23,7 +23,6 @@ KNOWN_OVER: frozenset[str] = frozenset(
         "dunning/cli/importer.py:import_cmd",
         "dunning/cli/ops.py:register",
         "dunning/imports/rows.py:_add_customer",
-        "dunning/mail/compose.py:compose",
         "dunning/services/event_records.py:ensure_subscription",
         "dunning/services/expiry.py:queue_expiry_reminders",
         "dunning/simulate/book.py:load_book",
