@@ -17,6 +17,7 @@ from dunning import redis_keys as keys
 from workers.redelivery import Redelivery, requeue_orphans
 
 HEARTBEAT_MS = 600
+ns = "dramatiq"  # the namespace of the brokers built below
 
 
 def broker_on(server: fakeredis.FakeServer) -> RedisBroker:
@@ -44,7 +45,7 @@ def take_and_die(server: fakeredis.FakeServer, n: int) -> tuple[RedisBroker, lis
     consumer = dead.consume("emails", prefetch=n)
     taken = [next(consumer) for _ in range(n)]
     assert all(m is not None for m in taken)
-    assert dead.client.llen(keys.queue("emails")) == 0
+    assert dead.client.llen(keys.queue("emails", ns)) == 0
     return dead, taken
 
 
@@ -54,12 +55,12 @@ def test_a_stale_workers_messages_are_requeued_by_one_maintenance_run(
     dead, _ = take_and_die(server, 3)
     live = broker_on(server)
     requeue_orphans(live, ["emails"])
-    assert live.client.llen(keys.queue("emails")) == 0  # its heartbeat is still fresh
+    assert live.client.llen(keys.queue("emails", ns)) == 0  # its heartbeat is still fresh
     stale_ms = int(time.time() * 1000) - 2 * HEARTBEAT_MS
-    live.client.zadd(keys.HEARTBEATS, {dead.broker_id: stale_ms})
+    live.client.zadd(keys.heartbeats(ns), {dead.broker_id: stale_ms})
     requeue_orphans(live, ["emails"])
-    assert live.client.llen(keys.queue("emails")) == 3
-    assert not live.client.keys(f"{keys.ACKS_PREFIX}{dead.broker_id}*")
+    assert live.client.llen(keys.queue("emails", ns)) == 3
+    assert not live.client.keys(f"{keys.acks_prefix(ns)}{dead.broker_id}*")
 
 
 def test_the_middleware_requeues_them_within_the_heartbeat_timeout(
@@ -71,7 +72,7 @@ def test_the_middleware_requeues_them_within_the_heartbeat_timeout(
     middleware.after_worker_boot(live, None)
     try:
         deadline = time.monotonic() + 10
-        while live.client.llen(keys.queue("emails")) < 2:
+        while live.client.llen(keys.queue("emails", ns)) < 2:
             assert time.monotonic() < deadline, "the dead worker's messages never came back"
             threading.Event().wait(0.05)
     finally:
