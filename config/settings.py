@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dunning.errors import ConfigError
+from config.errors import ConfigError
 
 ENV_PREFIX = "DUNNING_"
 DEFAULT_SECRET = "dev-insecure-secret-change-me"

@@ -1,14 +1,29 @@
-"""One root error with a small tree: transient errors are retried, permanent ones are not."""
+"""One root error with a small tree: transient errors are retried, permanent ones are not.
+
+A bad setting or policy file is :class:`ConfigError`, defined beside the settings (``config``
+imports nothing of the pipeline) and re-exported here.
+"""
 
 from __future__ import annotations
+
+from config.errors import ConfigError
+
+__all__ = [
+    "ConfigError",
+    "DunningError",
+    "GatewayUnavailable",
+    "InvalidTransition",
+    "MailPermanent",
+    "MailTransient",
+    "MailUnavailable",
+    "NotFound",
+    "PermanentError",
+    "TransientError",
+]
 
 
 class DunningError(Exception):
     """Root of every error the pipeline raises on purpose."""
-
-
-class ConfigError(DunningError):
-    """A setting or the policy file is wrong; the message names what to fix."""
 
 
 class TransientError(DunningError):

@@ -3,7 +3,7 @@
 Nothing in an actor mentions metrics: :func:`tallying` wraps each actor function when the
 broker declares it, keeps the tally for the middleware and returns ``None`` to dramatiq (which
 has no result backend here). Charge answers are counted where they are applied, by
-``dunning.ops.counters`` (the core does not import this package).
+``dunning.services.counters`` (the core does not import this package).
 """
 
 from __future__ import annotations

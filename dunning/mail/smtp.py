@@ -31,14 +31,18 @@ from dunning.errors import ConfigError, MailPermanent, MailTransient, MailUnavai
 from dunning.mail.compose import OutgoingEmail
 from dunning.mail.handoff import NoReply, abandon, submit
 from dunning.mail.transaction import transact
-from dunning.mail.transport import Sendable, SendResult, all_refused, as_outgoing
+from dunning.mail.transport import (
+    SEND_WAIT_FACTOR,
+    Sendable,
+    SendResult,
+    all_refused,
+    as_outgoing,
+)
 
 logger = logging.getLogger(__name__)
 
 _SERVICE_CLOSING = 421
 _CLOSED = "the SMTP transport is closed; send again after restart"
-# A send is several socket operations, each bounded by timeout_s; this only guards a stuck loop.
-SEND_WAIT_FACTOR = 10
 
 
 def _dropped_while_idle(exc: BaseException) -> bool:

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# An SMTP transport waits at most this many of its per-operation time-outs for one send (a
+# send is several operations); callers bound a send by it.
+SEND_WAIT_FACTOR = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
 
 

@@ -18,12 +18,12 @@ from sqlalchemy import Connection, bindparam, update
 
 from dunning.gateways.base import ChargeResult
 from dunning.model import UNRESOLVED, AttemptStatus
-from dunning.ops.counters import count_charges
 from dunning.policy.declines import classify
 from dunning.policy.types import Verdict
 from dunning.ports import Pipeline
 from dunning.services.audit import audit_row, record_many
 from dunning.services.case import load_cases
+from dunning.services.counters import count_charges
 from dunning.services.retry_schedule import after_decline
 from dunning.services.settlement import Payment, settle
 from dunning.store import attempts, rows, status

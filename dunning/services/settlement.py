@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from dunning.model import OWED, InvoiceStatus, NotificationStatus, SubscriptionStatus
-from dunning.ops.counters import count_overpayments
 from dunning.ports import Pipeline
 from dunning.services import outbound
 from dunning.services.audit import audit_row, record_many
 from dunning.services.case import Case, load_cases
+from dunning.services.counters import count_overpayments
 from dunning.services.invoice_emails import queue_invoice_emails
 from dunning.services.subscription_state import move_subscriptions
 from dunning.store import status

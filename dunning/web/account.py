@@ -8,20 +8,19 @@ docs/customer-promises.md #9).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
-
-from sqlalchemy import Connection, RowMapping, func, select
+from typing import TYPE_CHECKING, Literal
 
 from dunning.bootstrap import Container
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, RowMapping
 from dunning.links import LinkClaims, LinkInvalid, verify_link_token
-from dunning.store import rows
-from dunning.store.tables import customers, invoices, payment_methods, subscriptions
+from dunning.store import accounts, rows
+from dunning.store.tables import customers, payment_methods
 
 GoneReason = Literal["expired", "used", "tampered", "cancelled"]
-OWED = ("open", "uncollectible")
 # The subscription a page is about: the one that most needs the customer.
 _URGENCY = {"suspended": 0, "past_due": 1, "active": 2}
 
@@ -89,44 +88,18 @@ def open_link(c: Container, token: str, now: datetime, *, current: bool = True) 
 
 def load_account(conn: Connection, customer: RowMapping) -> Account | None:
     """The customer's most urgent live subscription, card and amount due; ``None`` if none."""
-    subs = conn.execute(
-        select(subscriptions).where(
-            subscriptions.c.customer_id == customer["id"], subscriptions.c.status != "cancelled"
-        )
-    ).mappings()
-    live = sorted(subs, key=lambda s: (_URGENCY.get(s["status"], 3), s["created_at"]))
+    customer_id = str(customer["id"])
+    live = sorted(
+        accounts.live_subscriptions(conn, customer_id),
+        key=lambda s: (_URGENCY.get(s["status"], 3), s["created_at"]),
+    )
     if not live:
         return None
     sub = live[0]
-    card = None
-    if sub["payment_method_id"]:
-        card = rows.find(conn, payment_methods, sub["payment_method_id"])
+    card = rows.find(conn, payment_methods, sub["payment_method_id"] or "")
     if card is None or card["status"] != "active":
-        card = (
-            conn.execute(
-                select(payment_methods).where(
-                    payment_methods.c.customer_id == customer["id"],
-                    payment_methods.c.status == "active",
-                    payment_methods.c.is_default.is_(True),
-                )
-            )
-            .mappings()
-            .first()
-        )
-    return Account(customer, sub, card, _due(conn, str(customer["id"])))
-
-
-def _due(conn: Connection, customer_id: str) -> tuple[tuple[int, str], ...]:
-    totals: dict[str, int] = defaultdict(int)
-    rows = conn.execute(
-        select(invoices.c.currency, func.sum(invoices.c.amount))
-        .where(invoices.c.customer_id == customer_id, invoices.c.status.in_(OWED))
-        .group_by(invoices.c.currency)
-        .order_by(invoices.c.currency)
-    )
-    for currency, amount in rows:
-        totals[currency] += int(amount or 0)
-    return tuple((amount, currency) for currency, amount in totals.items() if amount > 0)
+        card = accounts.default_card(conn, customer_id)
+    return Account(customer, sub, card, accounts.owed_by_currency(conn, customer_id))
 
 
 def chargeable_card(account: Account) -> RowMapping | None:

@@ -17,7 +17,6 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -28,9 +27,9 @@ from dunning.broker_names import QUEUES
 from dunning.mail.formatting import money
 from dunning.ops import gauges, overpayments
 from dunning.ops.brokers import BrokerUnavailable, reading
+from dunning.ops.failures import recent_failures
 from dunning.ops.funnel import funnel, stage_rows
 from dunning.ops.present import count, duration
-from dunning.store.tables import audit_log, notifications, outbound_events, webhook_endpoints
 from dunning.web.render import page
 
 log = logging.getLogger(__name__)
@@ -125,40 +124,6 @@ def _broker_view(c: Container, now_ms: int) -> dict[str, Any]:
     }
 
 
-def _recent_failures(c: Container) -> dict[str, list[Any]]:
-    with c.engine.connect() as conn:
-        stopped = conn.execute(
-            select(audit_log.c.at, audit_log.c.invoice_id, audit_log.c.reason, audit_log.c.message)
-            .where(audit_log.c.kind == "retry_stopped")
-            .order_by(audit_log.c.at.desc())
-            .limit(RECENT)
-        ).all()
-        emails = conn.execute(
-            select(
-                notifications.c.created_at,
-                notifications.c.kind,
-                notifications.c.customer_id,
-                notifications.c.last_error,
-            )
-            .where(notifications.c.status == "failed")
-            .order_by(notifications.c.id.desc())
-            .limit(RECENT)
-        ).all()
-        hooks = conn.execute(
-            select(
-                outbound_events.c.created_at,
-                outbound_events.c.type,
-                webhook_endpoints.c.url,
-                outbound_events.c.last_error,
-            )
-            .join(webhook_endpoints, webhook_endpoints.c.id == outbound_events.c.endpoint_id)
-            .where(outbound_events.c.status == "failed")
-            .order_by(outbound_events.c.id.desc())
-            .limit(RECENT)
-        ).all()
-    return {"stopped": list(stopped), "emails": list(emails), "hooks": list(hooks)}
-
-
 def _refund_row(o: overpayments.Overpayment) -> dict[str, Any]:
     return {
         "id": o.id,
@@ -175,6 +140,7 @@ def _view(c: Container) -> dict[str, Any]:
     with c.engine.connect() as conn:
         f = funnel(conn, c.policy, now)
         refunds = [_refund_row(o) for o in overpayments.listed(conn, limit=50)]
+        failures = recent_failures(conn, RECENT)
     return {
         "refunds": refunds,
         "now": now,
@@ -182,7 +148,7 @@ def _view(c: Container) -> dict[str, Any]:
         "stages": stage_rows(f),
         "suspended": f.suspended_subscriptions,
         "backlogs": [(k, b.due, duration(b.lag_s)) for k, b in f.backlogs.items()],
-        "failures": _recent_failures(c),
+        "failures": failures,
     }
 
 

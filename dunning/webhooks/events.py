@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TypedDict
 
 from dunning.errors import PermanentError
-from dunning.gateways.base import Decline
+from dunning.policy.types import Decline
 
 
 class MalformedEvent(PermanentError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
-from dunning.gateways.base import Decline
+from dunning.policy.types import Decline
 from dunning.webhooks.events import (
     ActionRequired,
     CardAttached,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dunning.gateways.base import Decline
+from dunning.policy.types import Decline
 from dunning.webhooks.events import (
     ActionRequired,
     CardAttached,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dunning.gateways.base import Decline
+from dunning.policy.types import Decline
 from dunning.webhooks.events import CardInfo, CustomerInfo
 from dunning.webhooks.fields import Reader, network_name
 

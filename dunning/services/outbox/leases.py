@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, bindparam, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from dunning.mail.smtp import SEND_WAIT_FACTOR
+from dunning.mail.transport import SEND_WAIT_FACTOR
 from dunning.ports import Pipeline
 from dunning.services.outbox.records import backoff
 from dunning.store.tables import notifications

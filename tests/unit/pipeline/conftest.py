@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select
 
 from config.settings import load_settings
 from dunning.bootstrap import Container, bootstrap
+from dunning.broker_names import QUEUES
 from dunning.clock import VirtualClock
 from dunning.gateways.ledger import MemoryLedger
 from dunning.gateways.sandbox import SandboxGateway
@@ -23,7 +24,7 @@ from dunning.mail.transport import MemoryTransport
 from dunning.store.engine import make_engine
 from dunning.store.migrate import upgrade
 from dunning.store.tables import customers, payment_methods, subscriptions
-from workers.broker import QUEUES, make_broker, setup
+from workers.broker import make_broker, setup
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 

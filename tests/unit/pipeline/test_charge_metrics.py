@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, select
 
 from dunning.gateways.base import Decline
-from dunning.ops.counters import count_charges
+from dunning.services.counters import count_charges
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.store.tables import invoices, payment_attempts
 from dunning.store.uow import transaction

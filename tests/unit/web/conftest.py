@@ -28,6 +28,7 @@ with warnings.catch_warnings():
 
 from config.settings import Settings, load_settings
 from dunning.bootstrap import Container, bootstrap
+from dunning.broker_names import QUEUES
 from dunning.clock import VirtualClock
 from dunning.gateways.ledger import MemoryLedger
 from dunning.gateways.sandbox import SandboxGateway
@@ -39,7 +40,7 @@ from dunning.store.migrate import upgrade
 from dunning.store.tables import customers, metadata, payment_methods, subscriptions
 from dunning.web.app import create_app
 from dunning.webhooks.signatures import sign_quickpay, sign_stripe
-from workers.broker import QUEUES, make_broker, setup
+from workers.broker import make_broker, setup
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday morning: outside quiet hours
 STRIPE_SECRET = "whsec_test_secret"

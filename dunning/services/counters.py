@@ -1,10 +1,9 @@
 """Prometheus counters of what charges answered: outcomes by decline class, amounts recovered.
 
-The answers are applied in ``dunning.services.outcomes``, inside the caller's transaction; they
-are counted once it commits (:func:`dunning.store.uow.after_commit`), so a batch rolled back
-and written again one by one is counted once, and an answer written by a plain
-``engine.begin()`` is not counted. The core cannot import ``workers.metrics`` (it imports
-dramatiq), hence this module. Nothing here reads the database.
+The answers are applied in ``dunning.services.attempt_results``, inside the caller's
+transaction; they are counted once it commits (:func:`dunning.store.uow.after_commit`), so a
+batch rolled back and written again one by one is counted once. The core cannot import
+``workers.metrics`` (it imports dramatiq), hence this module. Nothing here reads the database.
 """
 
 from __future__ import annotations
