@@ -19,11 +19,17 @@ __all__ = [
     "NotFound",
     "PermanentError",
     "TransientError",
+    "UsageError",
 ]
 
 
 class DunningError(Exception):
     """Root of every error the pipeline raises on purpose."""
+
+
+class UsageError(DunningError):
+    """A command was given something it cannot use (an argument, an option, an input file);
+    the message names it."""
 
 
 class TransientError(DunningError):

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from dunning.bootstrap import Container
+from dunning.errors import ConfigError
 from dunning.store.migrate import current_revision, head_revision
+from dunning.store.readiness import sqlite_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,10 @@ class CheckResult:
 
 def check_database(c: Container) -> list[CheckResult]:
     try:
+        path = sqlite_file(c.engine.url)
+        if path is not None and not path.is_file():
+            # Connecting would create an empty file; only `dunning db upgrade` may.
+            raise FileNotFoundError(f"{path} does not exist: run `dunning db upgrade`")
         with c.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "failing"; the detail says which
@@ -94,8 +100,18 @@ def check_smtp(c: Container) -> CheckResult:
         return CheckResult("smtp", False, f"{smtp.host}:{smtp.port}: {_short(exc)}")
 
 
+def check_policy(c: Container) -> CheckResult:
+    """The policy file can be read and is valid (its warnings do not fail the check)."""
+    try:
+        book = c.policy
+    except ConfigError as exc:
+        return CheckResult("policy", False, _short(exc))
+    warned = f" ({len(book.warnings)} warning(s): dunning policy check)" if book.warnings else ""
+    return CheckResult("policy", True, f"{book.source}{warned}")
+
+
 def run_checks(c: Container) -> list[CheckResult]:
-    return [*check_database(c), check_broker(c), check_smtp(c)]
+    return [*check_database(c), check_broker(c), check_smtp(c), check_policy(c)]
 
 
 def _tcp_check(name: str, url: str) -> CheckResult:

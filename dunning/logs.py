@@ -51,16 +51,59 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure_logging(settings: Settings, *, stream: Any = None) -> None:
-    """Install one handler on the root logger, in the configured format, masking card numbers."""
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message [key=value …]``: the worker's context (actor, message id)
+    and the ids passed in ``extra`` (invoice, customer, …) that the message does not name."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        message = record.getMessage()
+        fields = dict(context.get() or {})
+        fields.update(
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_")
+        )
+        shown = [f"{k}={v}" for k, v in fields.items() if v is not None and str(v) not in message]
+        if not shown:
+            return line
+        head, sep, rest = line.partition("\n")  # a traceback stays below the line
+        return f"{head} [{' '.join(shown)}]{sep}{rest}"
+
+
+# APScheduler says "Running job …" and "… executed successfully" at INFO for every producer run,
+# dozens of lines a minute that tell nothing the producers' own lines do not.
+_CHATTY = ("apscheduler",)
+
+
+def _handler(stream: Any, log_format: LogFormat) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(MaskCardNumbers())
-    if settings.log_format is LogFormat.json:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if log_format is LogFormat.json else TextFormatter())
+    return handler
+
+
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+    """Install one handler on the root logger, in the configured format, masking card numbers."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(_handler(stream, settings.log_format))
     root.setLevel(settings.log_level)
+    quiet = settings.log_level != "DEBUG"
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+
+
+def configure_command_logging(*, stream: Any = None) -> None:
+    """Logging for a one-shot command: warnings and errors in the text format on stderr, each
+    naming its logger. Leaves alone a process whose logging is set up already (a test runner,
+    a daemon that configured it from its settings)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    root.addHandler(_handler(stream, LogFormat.text))
+    root.setLevel(logging.WARNING)

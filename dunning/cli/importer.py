@@ -19,67 +19,68 @@ from dunning.cli.common import (
     console,
     container,
     print_json,
+    ready,
 )
+from dunning.imports import ImportReport, UnreadableFile, import_file, iter_errors
 from dunning.imports import Progress as ProgressCallback
-from dunning.imports import UnreadableFile, import_file, iter_errors
-from dunning.store.migrate import is_current
+from dunning.store.readiness import reason
 
 MAX_ERRORS_SHOWN = 100
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("import")
-    def import_cmd(
-        file: str = typer.Argument(..., help="JSON lines, one customer object per line."),
-        as_json: bool = typer.Option(False, "--json", help="Print a summary object."),
-        chunk_size: int = typer.Option(2000, "--chunk-size", min=1, max=20000, hidden=True),
-    ) -> None:
-        """Load customers, cards, subscriptions and invoices in dunning; safe to run again.
+    app.command("import")(import_cmd)
 
-        Exit code 0: every line loaded; 1: some lines refused (listed on stderr as
-        ``line N: field.path: message``) or the database failed; 2: the file cannot be read
-        or the schema is not current.
-        """
-        c = container()
-        now = c.clock.now()
-        try:
-            if not is_current(c.engine):
-                sys.stderr.write(
-                    "error: the database schema is not current: run `dunning db upgrade`\n"
-                )
-                raise Exit(EXIT_USAGE)
-            started = time.perf_counter()
-            with _progress(file, enabled=console.is_terminal and not as_json) as progress:
-                report = import_file(c.engine, file, now=now, chunk_size=chunk_size,
-                                     progress=progress)  # fmt: skip
-            elapsed_s = time.perf_counter() - started
-        except UnreadableFile as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            raise Exit(EXIT_USAGE) from exc
-        except OperationalError as exc:
-            # Chunks already committed stay loaded; importing the file again is safe.
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            sys.stderr.write(f"error: the database failed: {reason}; importing again is safe\n")
-            raise Exit(EXIT_FAILURE) from exc
-        finally:
-            c.close()
-        # Plain writes: messages hold brackets and paths that rich markup would eat.
-        for line in iter_errors(report, MAX_ERRORS_SHOWN):
-            sys.stderr.write(line + "\n")
-        lines = report.loaded + report.refused_lines
-        rate = round(lines / elapsed_s) if elapsed_s > 0 else None
-        if as_json:
-            print_json({**report.as_dict(), "elapsed_s": round(elapsed_s, 3), "lines_per_s": rate})
-        else:
-            console.print(
-                f"{report.loaded} loaded ({report.inserted} new, {report.updated} updated, "
-                f"{report.unchanged} unchanged), {report.refused_lines} refused, "
-                f"in {elapsed_s:.1f} s ({rate} lines/s)",
-                highlight=False,
-                soft_wrap=True,
-            )
-        if report.refused_lines:
-            raise Exit(EXIT_FAILURE)
+
+def import_cmd(
+    file: str = typer.Argument(..., help="JSON lines, one customer object per line."),
+    as_json: bool = typer.Option(False, "--json", help="Print a summary object."),
+    chunk_size: int = typer.Option(2000, "--chunk-size", min=1, max=20000, hidden=True),
+) -> None:
+    """Load customers, cards, subscriptions and invoices in dunning; safe to run again.
+
+    The format is in docs/import-format.md. Exit code 0: every line loaded; 1: some lines
+    refused (listed on stderr as ``line N: field.path: message``) or the database failed;
+    2: the file cannot be read, or the database is missing, unreachable or not migrated.
+    """
+    c = container()
+    try:
+        ready(c)
+        started = time.perf_counter()
+        with _progress(file, enabled=console.is_terminal and not as_json) as progress:
+            report = import_file(c.engine, file, now=c.clock.now(), chunk_size=chunk_size,
+                                 progress=progress)  # fmt: skip
+        elapsed_s = time.perf_counter() - started
+    except UnreadableFile as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise Exit(EXIT_USAGE) from exc
+    except OperationalError as exc:
+        # Chunks already committed stay loaded; importing the file again is safe.
+        sys.stderr.write(f"error: the database failed: {reason(exc)}; importing again is safe\n")
+        raise Exit(EXIT_FAILURE) from exc
+    finally:
+        c.close()
+    _report(report, elapsed_s, as_json)
+
+
+def _report(report: ImportReport, elapsed_s: float, as_json: bool) -> None:
+    # Plain writes: messages hold brackets and paths that rich markup would eat.
+    for line in iter_errors(report, MAX_ERRORS_SHOWN):
+        sys.stderr.write(line + "\n")
+    lines = report.loaded + report.refused_lines
+    rate = round(lines / elapsed_s) if elapsed_s > 0 else None
+    if as_json:
+        print_json({**report.as_dict(), "elapsed_s": round(elapsed_s, 3), "lines_per_s": rate})
+    else:
+        console.print(
+            f"{report.loaded} loaded ({report.inserted} new, {report.updated} updated, "
+            f"{report.unchanged} unchanged), {report.refused_lines} refused, "
+            f"in {elapsed_s:.1f} s ({rate} lines/s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report.refused_lines:
+        raise Exit(EXIT_FAILURE)
 
 
 @contextmanager

@@ -6,10 +6,12 @@ from enum import StrEnum
 from typing import NoReturn
 
 import typer
+from babel import Locale, UnknownLocaleError
 
 from dunning.cli.common import EXIT_USAGE, Exit, container, err_console
 from dunning.links import update_url
-from dunning.mail.render import EMAIL_KINDS, UnknownEmailKind, render_email
+from dunning.mail.formatting import choose_locale
+from dunning.mail.render import EMAIL_KINDS, LOCALES, UnknownEmailKind, render_email
 from dunning.mail.samples import sample_context
 
 
@@ -22,6 +24,21 @@ class PreviewFormat(StrEnum):
 def _usage(message: str) -> NoReturn:
     err_console.print(f"[bold red]error[/]: {message}", highlight=False, soft_wrap=True)
     raise Exit(EXIT_USAGE)
+
+
+def _check_locale(locale: str) -> None:
+    """Refuse a tag Babel does not know; warn when customers of that locale get English."""
+    try:
+        Locale.parse(locale.strip().replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        _usage(f"unknown locale {locale!r}; use a tag such as {', '.join(LOCALES)} or da_DK")
+    if choose_locale(locale, LOCALES)[0] != locale.split("_")[0].split("-")[0].lower():
+        err_console.print(
+            f"warning: no {locale} templates; customers with this locale get English "
+            f"(templates: {', '.join(LOCALES)})",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +56,7 @@ def register(app: typer.Typer) -> None:
             _usage(str(exc))
         except ValueError:
             _usage(f"unknown format {fmt!r}; use text, html or both")
+        _check_locale(locale)
         settings = container().settings
         if context["update_url"] is not None:
             context["update_url"] = update_url(settings.public_base_url, "SAMPLE-TOKEN")
@@ -50,7 +68,8 @@ def register(app: typer.Typer) -> None:
             support_email=settings.brand.support_email,
         )
         # plain echo: rich would read [..] in a customer's text as markup
-        typer.echo(f"Subject: {rendered.subject}\n")
+        if part is not PreviewFormat.html:  # HTML alone is a page to save or open as it is
+            typer.echo(f"Subject: {rendered.subject}\n")
         if part in (PreviewFormat.text, PreviewFormat.both):
             typer.echo(rendered.text)
         if part in (PreviewFormat.html, PreviewFormat.both):

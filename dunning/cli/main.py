@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 from typer._click import exceptions as click_exc
 
 from dunning.cli import (
@@ -13,6 +15,7 @@ from dunning.cli import (
     db,
     endpoints,
     importer,
+    invoices,
     mail,
     ops,
     policy,
@@ -21,7 +24,9 @@ from dunning.cli import (
     whatif,
 )
 from dunning.cli.common import EXIT_FAILURE, EXIT_USAGE, Exit, err_console
-from dunning.errors import ConfigError, DunningError
+from dunning.errors import ConfigError, DunningError, UsageError
+from dunning.logs import configure_command_logging
+from dunning.store.readiness import DatabaseNotReady, reason
 
 app = typer.Typer(
     name="dunning",
@@ -39,6 +44,7 @@ for module in (
     simulate,
     daemons,
     ops,
+    invoices,
     endpoints,
     refunds,
     whatif,
@@ -46,13 +52,22 @@ for module in (
     module.register(app)
 
 
+def _say(label: str, message: object) -> None:
+    # Plain text: messages quote paths, ids and JSON whose brackets rich would read as markup.
+    err_console.print(Text.assemble((label, "bold red"), f": {message}"), soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 failure, 2 bad usage or configuration)."""
     args = sys.argv[1:] if argv is None else argv
+    configure_command_logging()
     try:
         result = app(args=args, prog_name="dunning", standalone_mode=False)
+    except (UsageError, DatabaseNotReady) as exc:
+        _say("error", exc)
+        return EXIT_USAGE
     except ConfigError as exc:
-        err_console.print(f"[bold red]configuration error[/]: {exc}", highlight=False)
+        _say("configuration error", exc)
         return EXIT_USAGE
     except Exit as exc:
         return exc.code
@@ -64,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click_exc.UsageError) else EXIT_FAILURE
     except DunningError as exc:
-        err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+        _say("error", exc)
+        return EXIT_FAILURE
+    except SQLAlchemyError as exc:
+        # The database was ready when the command started and failed under it.
+        _say("error", f"the database failed: {reason(exc)}")
         return EXIT_FAILURE
     return int(result) if isinstance(result, int) else 0
 

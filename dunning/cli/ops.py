@@ -1,11 +1,9 @@
-"""Operator commands: ``queues``, ``dlq list|requeue|purge``, ``status``, ``invoice …``."""
+"""Operator commands on the broker: ``queues`` and ``dlq list|requeue|purge``."""
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import typer
 
@@ -22,9 +20,6 @@ from dunning.cli.common import (
 )
 from dunning.ops import present
 from dunning.ops.brokers import BrokerUnavailable, reading
-from dunning.ops.funnel import funnel
-from dunning.ops.timeline import invoice_report
-from dunning.services import operator
 
 QueueOpt = typer.Option(None, "--queue", "-q", help="Only this queue.")
 ActorOpt = typer.Option(None, "--actor", "-a", help="Only messages of this actor.")
@@ -100,23 +95,29 @@ def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("queues")
-    def queues_cmd(as_json: bool = JsonOpt) -> None:
-        """Ready, delayed, in-flight and dead messages per queue, and the oldest ready age."""
-        with opened() as c:
-            try:
-                with reading(c.settings) as view:
-                    if view is None:
-                        return _no_queues(as_json)
-                    stats = view.queues(QUEUES, now_ms=_now_ms(c))
-            except BrokerUnavailable as exc:
-                raise _broker_down(exc) from None
-        if as_json:
-            print_json({"broker": view.kind, "queues": [s.as_dict() for s in stats]})
-        else:
-            console.print(present.queues_table(stats))
-        return None
+    """Add ``queues`` and the ``dlq`` command family to ``app``."""
+    app.command("queues")(queues_cmd)
+    app.add_typer(_dlq_app(), name="dlq")
 
+
+def queues_cmd(as_json: bool = JsonOpt) -> None:
+    """Ready, delayed, in-flight and dead messages per queue, and the oldest ready age."""
+    with opened() as c:
+        try:
+            with reading(c.settings) as view:
+                if view is None:
+                    return _no_queues(as_json)
+                stats = view.queues(QUEUES, now_ms=_now_ms(c))
+        except BrokerUnavailable as exc:
+            raise _broker_down(exc) from None
+    if as_json:
+        print_json({"broker": view.kind, "queues": [s.as_dict() for s in stats]})
+    else:
+        console.print(present.queues_table(stats))
+    return None
+
+
+def _dlq_app() -> typer.Typer:
     dlq = typer.Typer(help="Dead letters: messages whose retries ran out.", no_args_is_help=True)
 
     @dlq.command("list")
@@ -135,68 +136,20 @@ def register(app: typer.Typer) -> None:
 
     @dlq.command("purge")
     def dlq_purge(
-        queue: str | None = QueueOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
+        queue: str | None = QueueOpt,
+        actor: str | None = ActorOpt,
+        as_json: bool = JsonOpt,
+        yes: bool = typer.Option(False, "--yes", help="Really delete them (nothing asks)."),
     ) -> None:
-        """Delete dead letters for good."""
+        """Delete dead letters for good (needs --yes; `dlq list` shows what would go)."""
+        if not yes:
+            err_console.print(
+                "error: purge deletes dead letters for good; read them with `dunning dlq "
+                "list`, then run again with --yes",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise Exit(EXIT_USAGE)
         _dlq_action("purge", queue, actor, as_json)
 
-    app.add_typer(dlq, name="dlq")
-
-    @app.command("status")
-    def status_cmd(as_json: bool = JsonOpt) -> None:
-        """The dunning funnel, amounts per currency, backlogs and producer lag."""
-        with opened() as c, c.engine.connect() as conn:
-            f = funnel(conn, c.policy, c.clock.now())
-        if as_json:
-            print_json(f.as_dict())
-        else:
-            for table in present.funnel_tables(f):
-                console.print(table)
-
-    _register_invoice(app)
-
-
-def _register_invoice(app: typer.Typer) -> None:
-    inv = typer.Typer(help="One invoice: its timeline, and operator actions.", no_args_is_help=True)
-
-    @inv.command("show")
-    def show_cmd(invoice_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
-        """The invoice, its customer and card, attempts and audit timeline."""
-        with opened() as c, c.engine.connect() as conn:
-            report = invoice_report(conn, invoice_id)
-        if as_json:
-            print_json(report)
-        else:
-            for table in present.invoice_tables(report):
-                console.print(table)
-
-    for action in operator.ACTIONS:
-        inv.command(action, help=_HELP[action])(_action_command(action))
-    app.add_typer(inv, name="invoice")
-
-
-_HELP = {
-    "retry": "Charge again at the next retry scan (network limits still apply).",
-    "pause": "Hold retries and reminders.",
-    "resume": "Lift a pause.",
-    "mark-paid": "Record a payment made elsewhere: paid, reactivated, receipt sent.",
-    "write-off": "Give up: uncollectible, no more retries or reminders.",
-}
-
-
-def _action_command(action: str) -> Any:
-    def command(
-        invoice_id: str = typer.Argument(...),
-        reason: str = typer.Option(..., "--reason", "-r", help="Why; kept in the audit log."),
-        by: str | None = typer.Option(None, "--by", help="Who (default: the login name)."),
-    ) -> None:
-        if not reason.strip():
-            err_console.print("[red]--reason must say why[/]")
-            raise Exit(EXIT_USAGE)
-        who = by or getpass.getuser()
-        with opened() as c:
-            operator.apply(c, action, invoice_id, c.clock.now(), reason=reason, by=who)
-        console.print(f"invoice {invoice_id}: {action} done (by {who})")
-
-    command.__name__ = f"invoice_{action.replace('-', '_')}"
-    return command
+    return dlq

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
-from dunning.cli.common import EXIT_USAGE, Exit, console, container, err_console, print_json
-from dunning.errors import ConfigError
-from dunning.policy.config import PolicyBook
+from dunning.cli.common import (
+    EXIT_USAGE,
+    Exit,
+    console,
+    container,
+    err_console,
+    print_json,
+    ready,
+)
+from dunning.errors import ConfigError, DunningError, UsageError
+from dunning.policy.config import INTERVALS, PolicyBook
 from dunning.policy_file import load_policy_book
+from dunning.store.tables import subscriptions
 
 
 def _toml_value(value: Any) -> str:
@@ -34,7 +48,41 @@ def _render(table: dict[str, Any], path: str = "") -> list[str]:
     return lines
 
 
+@contextmanager
+def _warnings_said_once() -> Iterator[None]:
+    """Loading a policy book logs its warnings; these commands print them themselves, once."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _check_names(book: PolicyBook, plan: str | None, interval: str | None) -> None:
+    if interval is not None and interval not in INTERVALS:
+        raise UsageError(f"unknown interval {interval!r}; intervals: {', '.join(INTERVALS)}")
+    if plan is not None and plan not in book.plans and plan not in _plans_in_use():
+        known = ", ".join(sorted(book.plans)) or "none"
+        raise UsageError(
+            f"unknown plan {plan!r}: no subscription has it and {book.source} has no section "
+            f"for it (plans with one: {known})"
+        )
+
+
+def _plans_in_use() -> set[str]:
+    """The plans of the stored subscriptions; none when there is no usable database."""
+    c = container()
+    try:
+        with ready(c).engine.connect() as conn:
+            return set(conn.execute(select(subscriptions.c.plan).distinct()).scalars())
+    except (DunningError, SQLAlchemyError):
+        return set()
+    finally:
+        c.close()
+
+
 def _show(book: PolicyBook, plan: str | None, interval: str | None, as_json: bool) -> None:
+    _check_names(book, plan, interval)
     effective = book.as_dict(plan, interval)
     if as_json:
         print_json(
@@ -76,7 +124,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="One JSON object."),
     ) -> None:
         """Print the effective policy (the policy file is DUNNING_POLICY_FILE)."""
-        _show(container().policy, plan, interval, as_json)
+        with _warnings_said_once():
+            book = container().policy
+        _show(book, plan, interval, as_json)
 
     @policy_app.command("check")
     def check_cmd(
@@ -88,7 +138,8 @@ def register(app: typer.Typer) -> None:
         """Validate a policy file: exit 0 when valid, 2 naming each bad key."""
         path = file if file is not None else container().settings.policy_file
         try:
-            book = load_policy_book(path)
+            with _warnings_said_once():
+                book = load_policy_book(path)
         except ConfigError as exc:
             err_console.print(
                 f"{path}: invalid policy file", markup=False, highlight=False, soft_wrap=True

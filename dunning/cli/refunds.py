@@ -7,8 +7,7 @@ import getpass
 import typer
 from rich.table import Table
 
-from dunning.cli.common import console, print_json
-from dunning.cli.ops import opened
+from dunning.cli.common import console, print_json, with_database
 from dunning.mail.formatting import money
 from dunning.ops import overpayments
 from dunning.ops.timeline import iso
@@ -38,7 +37,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """What waits for a refund, oldest first."""
-        with opened() as c, c.engine.connect() as conn:
+        with with_database() as c, c.engine.connect() as conn:
             rows = overpayments.listed(conn, due_only=not everything)
         if as_json:
             print_json([o.as_dict() for o in rows])
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
         by: str = typer.Option(getpass.getuser(), "--by", help="Who refunded it."),
     ) -> None:
         """Record that an overpayment was refunded (audited)."""
-        with opened() as c, transaction(c.engine) as conn:
+        with with_database() as c, transaction(c.engine) as conn:
             overpayments.mark_refunded(conn, overpayment_id, c.clock.now(), by=by, note=note)
         console.print(f"overpayment {overpayment_id} marked refunded")
 

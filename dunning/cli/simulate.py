@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from dunning.cli.common import EXIT_USAGE, Exit, console, err_console
+from dunning.cli.common import EXIT_USAGE, Exit, console, container, err_console
+from dunning.errors import ConfigError, UsageError
 
 
 def _render_timeline(out: list[dict[str, Any]]) -> None:
@@ -37,6 +39,25 @@ def _render_timeline(out: list[dict[str, Any]]) -> None:
     console.print(totals)
 
 
+def _check_policy_overrides(overrides: dict[str, Any]) -> None:
+    """The scenario's ``policy`` overrides, checked against the policy file before running."""
+    from dunning.policy_file import load_policy_book
+
+    policy_file = container().settings.policy_file
+    logging.disable(logging.WARNING)  # the run itself says the policy's warnings, once
+    try:
+        load_policy_book(policy_file)  # a bad file is a configuration error, not the scenario's
+        try:
+            load_policy_book(policy_file, overrides=overrides)
+        except ConfigError as exc:
+            lines = str(exc).splitlines()
+            raise UsageError(
+                "bad scenario:\n  " + "\n  ".join(f"policy.{x}" for x in lines)
+            ) from None
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate_cmd(
@@ -56,6 +77,7 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"--step: {exc}")
             raise Exit(EXIT_USAGE) from None
         parsed = load_scenario(scenario)
+        _check_policy_overrides(parsed.policy)
         if as_json:
             for line in run(parsed, step=delta):
                 print(json.dumps(line, sort_keys=False))

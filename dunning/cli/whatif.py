@@ -49,13 +49,13 @@ def _sample(text: str) -> int | None:
 
 
 def _book(path: Path | None, since_days: int) -> Any:
-    from dunning.cli.common import container
+    from dunning.cli.common import container, ready
     from dunning.whatif.book import read_file
     from dunning.whatif.database import read_database
 
     if path is not None:
         return read_file(path)
-    c = container()
+    c = ready(container())
     now = datetime.now(UTC)
     return read_database(c.engine, now=now, since=timedelta(days=since_days))
 
@@ -113,13 +113,13 @@ def _settings() -> Any:
 
 
 def _fit(out: Path | None, model: Path | None, since_days: int) -> None:
-    from dunning.cli.common import container
+    from dunning.cli.common import container, ready
     from dunning.whatif.database import history
     from dunning.whatif.fit import fit
     from dunning.whatif.fit_report import render_toml, table
     from dunning.whatif.params import load_params
 
-    c = container()
+    c = ready(container())
     prior = load_params(model)
     found = history(c.engine, since=datetime.now(UTC) - timedelta(days=since_days))
     if not found:

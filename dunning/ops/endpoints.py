@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from dunning.errors import ConfigError, NotFound
+from dunning.errors import ConfigError, NotFound, UsageError
 from dunning.services.outbound import EVENT_TYPES
 from dunning.store.tables import outbound_events, webhook_endpoints
 from dunning.webhooks.signatures import STANDARD_PREFIX, sign_standard
@@ -28,14 +28,14 @@ def new_secret() -> str:
 def check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"endpoint URL must be http(s)://host/…, not {url!r}")
+        raise UsageError(f"endpoint URL must be http(s)://host/…, not {url!r}")
     return url
 
 
 def check_events(events: Sequence[str]) -> list[str]:
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if unknown:
-        raise ConfigError(
+        raise UsageError(
             f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
         )
     return sorted(set(events))
@@ -52,8 +52,11 @@ def add_endpoint(
     """Register an endpoint (no events listed: all of them); return its id and secret."""
     secret = secret or new_secret()
     if not secret.startswith(STANDARD_PREFIX):
-        raise ConfigError("a webhook endpoint secret must start with 'whsec_'")
-    sign_standard(secret, "msg_check", 0, b"")  # raises ConfigError on a key that is not base64
+        raise UsageError("a webhook endpoint secret must start with 'whsec_'")
+    try:
+        sign_standard(secret, "msg_check", 0, b"")
+    except ConfigError as exc:  # the key after whsec_ is not base64
+        raise UsageError(str(exc)) from None
     new_id = conn.execute(
         insert(webhook_endpoints)
         .values(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
 
 from rich.table import Table
 
@@ -12,7 +10,7 @@ from dunning.mail.formatting import money
 from dunning.ops.deadletters import DeadLetter
 from dunning.ops.funnel import Funnel, stage_rows
 from dunning.ops.queues import QueueStats
-from dunning.ops.timeline import describe, iso
+from dunning.ops.timeline import iso
 
 
 def duration(seconds: float | None) -> str:
@@ -80,42 +78,3 @@ def funnel_tables(f: Funnel) -> list[Table]:
     )
     backlog.add_row("webhooks failed for good", str(f.outbound_failed), "", "")
     return [stages, backlog]
-
-
-def invoice_tables(report: dict[str, Any]) -> list[Table]:
-    inv, sub, cust, card = (
-        report["invoice"],
-        report["subscription"],
-        report["customer"],
-        report["card"],
-    )
-    head = Table("field", "value", title=f"invoice {inv['id']}", show_header=False)
-    for key, value in inv.items():
-        head.add_row(key, iso(value) if isinstance(value, datetime) else str(value))
-    head.add_row(
-        "subscription",
-        f"{sub['id']} ({sub['plan']}/{sub['interval']}, {sub['status']})",
-    )
-    head.add_row("customer", f"{cust['id']} {cust['name']} <{cust['email']}> {cust['timezone']}")
-    if card:
-        head.add_row(
-            "card",
-            f"{card['brand']} •••• {card['last4']} exp {card['exp']} ({card['status']}"
-            + (f", blocked: {card['blocked_reason']}" if card["blocked_reason"] else "")
-            + ")",
-        )
-    attempts = Table("#", "at", "status", "by", "card", "decline", "reason", title="attempts")
-    for a in report["attempts"]:
-        attempts.add_row(
-            str(a["attempt_no"]),
-            iso(a["created_at"]),
-            a["status"],
-            a["initiator"],
-            a["payment_method_id"],
-            " ".join(x for x in (a["decline_code"], a["network_code"]) if x),
-            a["reason"] or "",
-        )
-    timeline = Table("at", "what", "who", "detail", title="timeline")
-    for entry in report["timeline"]:
-        timeline.add_row(iso(entry["at"]), entry["kind"], entry["actor"], describe(entry))
-    return [head, attempts, timeline]

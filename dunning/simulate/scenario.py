@@ -18,7 +18,8 @@ from pydantic import (
     field_validator,
 )
 
-from dunning.errors import ConfigError
+from dunning.errors import UsageError
+from dunning.simulate.references import reference_problems
 
 
 def _aware(value: datetime) -> datetime:
@@ -164,19 +165,24 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 
 def parse_scenario(data: Any) -> Scenario:
-    """Validate a scenario; raise :class:`ConfigError` naming every bad key."""
+    """Validate a scenario and its references; raise :class:`UsageError` naming every bad key
+    and every id that names nothing."""
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         lines = [f"{_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:20]]
-        raise ConfigError("bad scenario:\n  " + "\n  ".join(lines)) from None
+        raise UsageError("bad scenario:\n  " + "\n  ".join(lines)) from None
+    problems = reference_problems(scenario)
+    if problems:
+        raise UsageError("bad scenario:\n  " + "\n  ".join(problems[:20]))
+    return scenario
 
 
 def load_scenario(path: Path) -> Scenario:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read scenario {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read scenario {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     return parse_scenario(data)

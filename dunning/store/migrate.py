@@ -25,10 +25,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
-def head_revision() -> str | None:
+def _scripts() -> ScriptDirectory:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str | None:
+    return _scripts().get_current_head()
+
+
+def is_known(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations (not a newer version's)."""
+    return any(script.revision == revision for script in _scripts().walk_revisions())
 
 
 def current_revision(engine: Engine) -> str | None:

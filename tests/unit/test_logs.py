@@ -43,3 +43,69 @@ def test_json_lines_carry_ids_and_the_worker_context(restore_root: object) -> No
     line = json.loads(out.getvalue())
     assert line["invoice"] == "in_1" and line["actor"] == "charge_retry"
     assert line["level"] == "info" and line["message"] == "charged"
+
+
+def test_text_lines_name_the_logger_the_invoice_and_the_worker_context(
+    restore_root: object,
+) -> None:
+    out = io.StringIO()
+    logs.configure_logging(load_settings(log_format="text"), stream=out)
+    token = logs.context.set({"actor": "charge_retry", "message_id": "m1"})
+    try:
+        logging.getLogger("dunning.services.charging").info(
+            "charge answered: %s", "declined", extra={"invoice": "in_7", "customer": "cus_7"}
+        )
+        logging.getLogger("dunning.services.charging").info(
+            "charge for invoice %s: %s", "in_8", "succeeded", extra={"invoice": "in_8"}
+        )
+    finally:
+        logs.context.reset(token)
+    first, second = out.getvalue().splitlines()
+    assert " INFO dunning.services.charging: charge answered: declined [" in first
+    assert "invoice=in_7" in first and "customer=cus_7" in first
+    assert "actor=charge_retry" in first and "message_id=m1" in first
+    assert "invoice=in_8" not in second  # the message names it already
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_apscheduler_run_lines_only_at_debug(level: str, shown: bool, restore_root: object) -> None:
+    out = io.StringIO()
+    logs.configure_logging(load_settings(log_level=level), stream=out)
+    try:
+        logging.getLogger("apscheduler.executors.default").info('Running job "due_retries"')
+        logging.getLogger("apscheduler.scheduler").warning("Run time of job was missed")
+        logging.getLogger("schedules.producers").info("producer due_retries enqueued 3 items")
+    finally:
+        logging.getLogger("apscheduler").setLevel(logging.NOTSET)
+    text = out.getvalue()
+    assert ('Running job "due_retries"' in text) is shown
+    assert "Run time of job was missed" in text  # its warnings still show
+    assert "producer due_retries enqueued 3 items" in text
+
+
+def test_a_command_logs_warnings_with_the_logger_name(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from config.settings import DEFAULT_POLICY_FILE
+
+    # given a policy warning logged while a one-shot command runs (status loads the policy)
+    text = DEFAULT_POLICY_FILE.read_text().replace("suspend_day = 14", "suspend_day = 40")
+    policy = os.path.join(str(tmp_path), "long.toml")
+    with open(policy, "w") as f:
+        f.write(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DUNNING_")}
+    env["DUNNING_POLICY_FILE"] = policy
+    done = subprocess.run(
+        [sys.executable, "-m", "dunning.cli.main", "db", "upgrade"],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "dunning.cli.main", "status"],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if "40-day window" in line]
+    assert len(warning) == 1 and " WARNING dunning.policy" in warning[0], done.stderr

@@ -162,4 +162,4 @@ def test_invoice_show_table(
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["invoice", "show", stopped]) == 0
     out = capsys.readouterr().out
-    assert "visa •••• 4242" in out and "charge_attempt" in out and "insufficient_funds" in out
+    assert "Visa •••• 4242" in out and "charge attempt" in out and "insufficient_funds" in out

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 from config.settings import DEFAULT_POLICY_FILE
 from dunning.cli.main import main
+from dunning.store.engine import make_engine
+from dunning.store.tables import customers, subscriptions
 
 
 def test_show_prints_the_default_policy_as_toml(capsys: pytest.CaptureFixture[str]) -> None:
@@ -21,7 +25,21 @@ def test_show_prints_the_default_policy_as_toml(capsys: pytest.CaptureFixture[st
     assert "intervals with overrides: year" in out
 
 
-def test_show_json_for_an_annual_plan(capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_json_for_an_annual_plan_of_the_book(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a book with a subscription on the plan, which has no section of its own
+    engine = make_engine(sqlite_url)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(insert(customers).values(id="c", email="c@example.com", name="C",
+                                              created_at=now, updated_at=now))  # fmt: skip
+        conn.execute(insert(subscriptions).values(id="s", customer_id="c", plan="pro-annual",
+                                                  amount=100, currency="EUR", interval="year",
+                                                  status="active", created_at=now,
+                                                  updated_at=now))  # fmt: skip
+    engine.dispose()
+    monkeypatch.setenv("DUNNING_DATABASE_URL", sqlite_url)
     assert main(["policy", "show", "--plan", "pro-annual", "--interval", "year", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["plan"] == "pro-annual"

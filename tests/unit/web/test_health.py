@@ -16,7 +16,7 @@ def test_ready_reports_each_dependency(web: Web) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "migrations", "broker", "smtp"}
+    assert set(body["checks"]) == {"database", "migrations", "broker", "smtp", "policy"}
     assert all(check["ok"] for check in body["checks"].values())
 
 
