@@ -75,8 +75,19 @@ class TextFormatter(logging.Formatter):
 
 
 # APScheduler says "Running job …" and "… executed successfully" at INFO for every producer run,
-# dozens of lines a minute that tell nothing the producers' own lines do not.
-_CHATTY = ("apscheduler",)
+# dozens of lines a minute that tell nothing the producers' own lines do not, and a line per job
+# as they are added. Its start, stop and warnings still show.
+_PER_RUN = "apscheduler.executors"
+
+
+class _QuietJobAdds(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not str(record.msg).startswith(
+            ("Adding job", "Added job")
+        )
+
+
+_QUIET_ADDS = _QuietJobAdds()
 
 
 def _handler(stream: Any, log_format: LogFormat) -> logging.Handler:
@@ -93,9 +104,13 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         root.removeHandler(old)
     root.addHandler(_handler(stream, settings.log_format))
     root.setLevel(settings.log_level)
-    quiet = settings.log_level != "DEBUG"
-    for name in _CHATTY:
-        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if settings.log_level == "DEBUG":
+        logging.getLogger(_PER_RUN).setLevel(logging.NOTSET)
+        scheduler.removeFilter(_QUIET_ADDS)
+    else:
+        logging.getLogger(_PER_RUN).setLevel(logging.WARNING)
+        scheduler.addFilter(_QUIET_ADDS)
 
 
 def configure_command_logging(*, stream: Any = None) -> None:

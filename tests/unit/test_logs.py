@@ -73,13 +73,17 @@ def test_apscheduler_run_lines_only_at_debug(level: str, shown: bool, restore_ro
     logs.configure_logging(load_settings(log_level=level), stream=out)
     try:
         logging.getLogger("apscheduler.executors.default").info('Running job "due_retries"')
+        logging.getLogger("apscheduler.scheduler").info('Added job "due_retries"')
+        logging.getLogger("apscheduler.scheduler").info("Scheduler started")
         logging.getLogger("apscheduler.scheduler").warning("Run time of job was missed")
         logging.getLogger("schedules.producers").info("producer due_retries enqueued 3 items")
     finally:
-        logging.getLogger("apscheduler").setLevel(logging.NOTSET)
+        logs.configure_logging(load_settings(log_level="DEBUG"), stream=io.StringIO())
     text = out.getvalue()
     assert ('Running job "due_retries"' in text) is shown
-    assert "Run time of job was missed" in text  # its warnings still show
+    assert ('Added job "due_retries"' in text) is shown
+    assert "Scheduler started" in text  # its start, stop and warnings still show
+    assert "Run time of job was missed" in text
     assert "producer due_retries enqueued 3 items" in text
 
 

@@ -47,8 +47,9 @@ def test_an_unknown_queue_is_bad_usage(
 
 
 def test_dunning_worker_consumes_the_deployments_queues(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("DUNNING_DATABASE_URL", sqlite_url)  # workers start on a current schema
     monkeypatch.setenv("DUNNING_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
     monkeypatch.setenv("DUNNING_QUEUE_PREFIX", "eu1")
     started: list[list[str]] = []
@@ -61,4 +62,4 @@ def test_dunning_worker_consumes_the_deployments_queues(
     (args,) = started
     assert args[args.index("--queues") + 1 :] == ["eu1.charges", "eu1.emails"]
     assert main(["worker", "--queues", "charges nope"]) == 2
-    assert "unknown queue(s) nope" in capsys.readouterr().out
+    assert "unknown queue(s) nope" in capsys.readouterr().err
