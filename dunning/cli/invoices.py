@@ -29,8 +29,8 @@ HELP = {
     "write-off": "Give up: uncollectible, no more retries or reminders.",
 }
 DONE = {
-    "retry": "retry queued, not made yet: the next retry scan (every {scan}) charges it, "
-    "network limits permitting",
+    "retry": "retry queued, not made yet: {when}, network limits permitting; "
+    "`dunning invoice show` tells how it went",
     "pause": "paused: no retries or reminders until it is resumed",
     "resume": "resumed: retries and reminders are due again at their times",
     "mark-paid": "marked paid: its subscription is active and a receipt is queued",
@@ -101,15 +101,32 @@ def _apply(c: Container, action: str, invoice_id: str, reason: str, who: str) ->
         refusal = _refusal(action, _require(conn, invoice_id))
     if refusal:
         raise InvalidTransition(refusal)
+    if not _in_process_broker(c):
+        from workers.broker import setup
+
+        setup(c)  # the action's messages (a retry's charge) go to the workers at once
     operator.apply(c, action, invoice_id, c.clock.now(), reason=reason, by=who)
 
 
-def _every(seconds: float) -> str:
+def _in_process_broker(c: Container) -> bool:
+    return c.settings.broker_url.startswith("stub://")
+
+
+def _when(c: Container) -> str:
+    """When a queued retry is charged, as this deployment runs."""
+    if not _in_process_broker(c):
+        return "a worker charges it in a moment"
+    # The embedded default's broker lives in the `dunning run` process: the retry waits for
+    # that process's retry scan to claim it again.
+    return f"`dunning run` charges it within {_span(c.settings.timing.claim_lease_s)}"
+
+
+def _span(seconds: float) -> str:
     s = round(seconds)
     if s % 3600 == 0:
-        return "hour" if s == 3600 else f"{s // 3600} hours"
+        return "an hour" if s == 3600 else f"{s // 3600} hours"
     if s % 60 == 0:
-        return "minute" if s == 60 else f"{s // 60} minutes"
+        return "a minute" if s == 60 else f"{s // 60} minutes"
     return f"{s} seconds"
 
 
@@ -125,8 +142,7 @@ def _action_command(action: str) -> Any:
         who = by or getpass.getuser()
         with with_database() as c:
             _apply(c, action, invoice_id, reason, who)
-            scan = _every(c.settings.timing.retry_scan_interval_s)
-        done = DONE[action].format(scan=scan)
+            done = DONE[action].format(when=_when(c))
         console.print(f"invoice {invoice_id}: {done} (by {who})", highlight=False, soft_wrap=True)
 
     command.__name__ = f"invoice_{action.replace('-', '_')}"

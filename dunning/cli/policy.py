@@ -75,7 +75,7 @@ def _plans_in_use() -> set[str]:
     try:
         with ready(c).engine.connect() as conn:
             return set(conn.execute(select(subscriptions.c.plan).distinct()).scalars())
-    except (DunningError, SQLAlchemyError):
+    except (ConfigError, DunningError, SQLAlchemyError):  # a missing or unmigrated database
         return set()
     finally:
         c.close()

@@ -74,5 +74,5 @@ def test_retry_says_it_was_queued_not_made(
 ) -> None:
     assert main(["invoice", "retry", open_invoice, "--reason", "asked", "--by", "ana"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "retry queued, not made yet" in out and "next retry scan (every minute)" in out
+    assert "retry queued, not made yet: `dunning run` charges it within 10 minutes" in out
     assert "done" not in out
