@@ -94,9 +94,17 @@ def register(app: typer.Typer) -> None:
         customers: int = typer.Option(2000, "--customers", min=1, help="Size of the book."),
         days: int = typer.Option(60, "--days", min=1, help="Days to simulate."),
         report: Path | None = typer.Option(None, "--report", help="Write an HTML report."),
-        seed: int = typer.Option(7, "--seed", help="Random seed of the generated book."),
+        seed: int = typer.Option(
+            7, "--seed", help="Seed of the generated book and the outcome model's draws."
+        ),  # fmt: skip
+        workdir: Path = typer.Option(
+            Path("var/demo"),
+            "--dir",
+            help="Where the default policy's database and .eml outbox are kept (replaced).",
+        ),  # fmt: skip
     ) -> None:
-        """Generate a realistic book and simulate it: what dunning recovers."""
+        """Generate a realistic book and simulate it under three policies: what dunning
+        recovers, and what to explore next."""
         from dunning.simulate.demo import run_demo
 
-        run_demo(customers=customers, days=days, report=report, seed=seed)
+        run_demo(customers=customers, days=days, report=report, seed=seed, workdir=workdir)

@@ -1,5 +1,11 @@
-"""What happens to one customer of the demo book: renewals, a failure, how the card answers the
-retries, and what the customer does about it. Appends scenario events to the book."""
+"""What happens to one customer of the demo book: renewals, a failure, and what the customer does
+about it. Appends scenario events to the book.
+
+Whether a retry of the failed card gets through is not decided here: the what-if outcome model
+answers it when the pipeline makes the retry (``dunning.whatif``), so it depends on when the
+policy retries. What the customers do (update their card, pay some other way, cancel) is
+decided here, at times that do not depend on the policy.
+"""
 
 from __future__ import annotations
 
@@ -23,20 +29,23 @@ from dunning.simulate.scenario import (
 if TYPE_CHECKING:
     from dunning.simulate.demo_book import Book
 
-# decline, kind, chance that a retry gets through, weight
-DECLINES: list[tuple[dict[str, str], str, float, int]] = [
-    ({"decline_code": "insufficient_funds", "network_code": "51"}, "soft", 0.55, 40),
-    ({"decline_code": "card_velocity_exceeded", "network_code": "61"}, "soft", 0.5, 4),
-    ({"decline_code": "processing_error", "network_code": "96"}, "soft", 0.8, 6),
-    ({"decline_code": "withdrawal_count_limit_exceeded"}, "soft", 0.5, 3),
-    ({"decline_code": "do_not_honor", "network_code": "05"}, "weak", 0.25, 12),
-    ({"decline_code": "generic_decline", "network_code": "05"}, "weak", 0.25, 12),
-    ({"decline_code": "expired_card", "network_code": "54"}, "new_card", 0.0, 8),
-    ({"decline_code": "incorrect_cvc", "network_code": "N7"}, "new_card", 0.0, 3),
-    ({"decline_code": "lost_card", "network_code": "41"}, "hard", 0.0, 3),
-    ({"decline_code": "stolen_card", "network_code": "43"}, "hard", 0.0, 2),
+# decline, kind, weight
+DECLINES: list[tuple[dict[str, str], str, int]] = [
+    ({"decline_code": "insufficient_funds", "network_code": "51"}, "soft", 40),
+    ({"decline_code": "card_velocity_exceeded", "network_code": "61"}, "soft", 4),
+    ({"decline_code": "processing_error", "network_code": "96"}, "soft", 6),
+    ({"decline_code": "withdrawal_count_limit_exceeded"}, "soft", 3),
+    ({"decline_code": "do_not_honor", "network_code": "05"}, "weak", 12),
+    ({"decline_code": "generic_decline", "network_code": "05"}, "weak", 12),
+    ({"decline_code": "expired_card", "network_code": "54"}, "new_card", 8),
+    ({"decline_code": "incorrect_cvc", "network_code": "N7"}, "new_card", 3),
+    ({"decline_code": "lost_card", "network_code": "41"}, "hard", 3),
+    ({"decline_code": "stolen_card", "network_code": "43"}, "hard", 2),
 ]
-EXPIRED = ({"decline_code": "expired_card", "network_code": "54"}, "new_card", 0.0, 1)
+EXPIRED = ({"decline_code": "expired_card", "network_code": "54"}, "new_card", 1)
+# Share of customers who update their card after a failure, by kind of decline: those told
+# their card must change act more often (the "action required" email asks them to).
+UPDATES = {"soft": 0.2, "weak": 0.25, "new_card": 0.45, "hard": 0.45}
 GOOD_CARDS = ["4242424242424242", "5555555555554444"]
 DECLINING_CARD = "4000000000000002"
 TIMEOUTS = 0.02
@@ -88,30 +97,18 @@ def _updated(cu: Customer, at: datetime, card: CardSpec) -> CardUpdated:
     return CardUpdated(at=at, type="card_updated", customer=cu.id, card=card, remove_old=True)
 
 
-def _script(
-    rng: random.Random, card: dict[str, Any], decline: dict[str, str], kind: str, chance: float
-) -> bool:
-    """How the card answers the retries: through at the k-th retry, or never. Returns whether
-    a retry gets through."""
-    outcomes: list[Any] = [decline]
-    recovers = rng.random() < chance
-    if recovers:
-        tries = [1, 2] if kind == "weak" else [1, 2, 3, 4]
-        k = rng.choices(tries, weights=[45, 30, 15, 10][: len(tries)])[0]
-        outcomes = [decline] * (k - 1) + ["succeeded"]
+def _lose_an_answer(rng: random.Random, card: dict[str, Any]) -> None:
+    """Now and then the gateway's answer to the first retry is lost (and the charge went
+    through or not); the outcome model answers the retries after it."""
     if rng.random() < TIMEOUTS:
-        charged = rng.random() < 0.5
-        outcomes.insert(0, {"error": "timeout", "charged": charged})
-        recovers = recovers or charged
-    card["outcomes"] = outcomes
-    return recovers
+        card["outcomes"] = [{"error": "timeout", "charged": rng.random() < 0.5}]
 
 
 def _react(book: Book, cu: Customer, failed_at: datetime, kind: str) -> None:
-    """What a customer whose retries will not get through does about it."""
+    """What the customer does about the failure, whatever the retries do meanwhile."""
     rng = book.rng
     roll = rng.random()
-    update_share = 0.45 if kind in ("new_card", "hard") else 0.28
+    update_share = UPDATES[kind]
     if roll < update_share:
         _update_card(book, cu, failed_at + timedelta(days=rng.uniform(0.1, 8)))
     elif roll < update_share + 0.08:
@@ -127,15 +124,13 @@ def _react(book: Book, cu: Customer, failed_at: datetime, kind: str) -> None:
         )
 
 
-def _fail(
-    book: Book, cu: Customer, at: datetime, row: tuple[dict[str, str], str, float, int]
-) -> None:
+def _fail(book: Book, cu: Customer, at: datetime, row: tuple[dict[str, str], str, int]) -> None:
     rng = book.rng
-    decline, kind, chance, _ = row
+    decline, kind, _ = row
     card = cu.cards[0]
     if card["network"] == "mastercard" and kind == "soft" and rng.random() < 0.25:
         decline = decline | {"network_advice_code": rng.choice(["02", "24", "25", "26"])}
-    recovers = _script(rng, card, decline, kind, chance)
+    _lose_an_answer(rng, card)
     book.events.append(
         PaymentFailed(
             at=at,
@@ -146,8 +141,7 @@ def _fail(
             decline=DeclineSpec.model_validate(decline),
         )
     )
-    if not recovers:
-        _react(book, cu, at, kind)
+    _react(book, cu, at, kind)
 
 
 def _expiry_handled(book: Book, cu: Customer) -> datetime | None:

@@ -21,12 +21,14 @@ from dunning.simulate.scenario import Scenario
 @dataclass(frozen=True, slots=True)
 class Money:
     """One currency, in minor units: what failed, what was recovered, what is lost (unpaid,
-    retries stopped) and what is unpaid with retries still ahead."""
+    retries stopped), what is unpaid with retries still ahead, and what was voided because the
+    subscription was cancelled. ``failed`` is the sum of the other four."""
 
     failed: int = 0
     recovered: int = 0
     lost: int = 0
     retrying: int = 0
+    cancelled: int = 0
 
     @property
     def rate(self) -> float:
@@ -165,7 +167,9 @@ def compute(
             f.days_to_recovery.append((paid - first).total_seconds() / 86400)
             money["recovered"] += amount
             daily[min((paid - f.start).days, len(daily) - 1)] += amount / rates[cur] / 100
-        elif outcome != "cancelled":
+        elif outcome == "cancelled":
+            money["cancelled"] += amount
+        else:
             money["unpaid"] += amount
     f.suspended, f.reactivated = len(t.suspended), len(t.reactivated)
     total = 0.0
@@ -174,5 +178,5 @@ def compute(
         f.recovered_by_day.append(round(total, 2))
     for cur, m in sorted(sums.items()):
         lost = int(summary["lost"].get(cur, 0))
-        f.money[cur] = Money(m["failed"], m["recovered"], lost, m["unpaid"] - lost)
+        f.money[cur] = Money(m["failed"], m["recovered"], lost, m["unpaid"] - lost, m["cancelled"])
     return f

@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from rich.table import Table
+
 WIDTH, HEIGHT, PAD_L, PAD_B, PAD_T, PAD_R = 680, 290, 78, 46, 16, 16
 GREEN, RED, GREY, BLUE = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
 SERIES = ("#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f")
@@ -87,3 +89,55 @@ def round_top(top: float) -> float:
     top = max(top, 1e-9)
     step = nice_step(top)
     return step * -(-top // step)
+
+
+def rich_table(t: Table) -> str:
+    """A rich table (as the CLI prints it) as a heading, an HTML table and its caption."""
+    head = [str(col.header) for col in t.columns]
+    columns = [[str(cell) for cell in col.cells] for col in t.columns]
+    parts = [f"<h2>{escape(str(t.title))}</h2>"] if t.title else []
+    parts.append(table(head, list(zip(*columns, strict=True))))
+    if t.caption:
+        parts.append(f'<p class="note">{escape(str(t.caption))}</p>')
+    return "".join(parts)
+
+
+def lines_chart(
+    chart_id: str,
+    series: Sequence[tuple[str, Sequence[float]]],
+    *,
+    y_label: str,
+    x_label: str,
+    fmt: str = "{:,.0f}",
+) -> str:
+    """One line per named series over days 0..n, with a legend."""
+    days = max(max((len(v) for _, v in series), default=2) - 1, 1)
+    top = round_top(max((max(v, default=0.0) for _, v in series), default=0.0) or 1.0)
+    plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
+    height = HEIGHT + 24
+    parts = [
+        f'<svg id="{chart_id}" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(y_label)}">'
+    ]
+    parts += axes(top, days, y_label=y_label, x_label=x_label, fmt=fmt)
+    for i, (_, values) in enumerate(series):
+        points = " ".join(
+            f"{PAD_L + plot_w * d / days:.1f},{PAD_T + plot_h * (1 - v / top):.1f}"
+            for d, v in enumerate(values)
+        )
+        parts.append(
+            f'<polyline points="{points}" fill="none" '
+            f'stroke="{SERIES[i % len(SERIES)]}" stroke-width="2"/>'
+        )
+    parts.append(legend([name for name, _ in series], HEIGHT + 6))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def legend(names: Sequence[str], y: int) -> str:
+    return "".join(
+        f'<rect x="{PAD_L + 150 * i}" y="{y}" width="12" height="12" '
+        f'fill="{SERIES[i % len(SERIES)]}"/>'
+        f'<text x="{PAD_L + 150 * i + 18}" y="{y + 11}">{escape(name)}</text>'
+        for i, name in enumerate(names)
+    )

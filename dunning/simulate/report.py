@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from rich.table import Table
+
 from dunning.simulate.figures import Figures
 from dunning.simulate.html import (
     BLUE,
@@ -22,10 +24,11 @@ from dunning.simulate.html import (
     RED,
     WIDTH,
     axes,
+    lines_chart,
     page,
+    rich_table,
     round_top,
 )
-from dunning.simulate.html import table as _table
 
 
 def _money(amount: float, currency: str) -> str:
@@ -104,56 +107,33 @@ def _kpis(f: Figures) -> str:
     )
 
 
-def render(f: Figures, stages: Sequence[tuple[str, int]], *, seed: int) -> str:
-    """The whole page."""
+def render(
+    f: Figures,
+    stages: Sequence[tuple[str, int]],
+    *,
+    seed: int,
+    tables: Sequence[Table] = (),
+    compared: Sequence[tuple[str, Figures]] = (),
+) -> str:
+    """The whole page: the default policy's run, then ``tables`` as the command prints them;
+    with ``compared`` runs, their recovery over time side by side."""
     days = (f.end - f.start).days
-    money_rows = [
-        (
-            cur,
-            _money(m.failed, cur),
-            _money(m.recovered, cur),
-            _pct(m.recovered, m.failed),
-            _money(m.lost, cur),
-            _money(m.retrying, cur),
-        )
-        for cur, m in f.money.items()
+    body = [
+        f'<p class="note">From {f.start:%Y-%m-%d} to {f.end:%Y-%m-%d}, seed {seed}: a '
+        "generated book run through the real pipeline on the embedded default (SQLite, "
+        "in-process broker, sandbox gateway), retries answered by the outcome model "
+        "(docs/whatif.md). Amounts in EUR use fixed demo rates.</p>",
+        _kpis(f),
+        "<h2>Recovery over time</h2>",
+        recovery_chart(f.recovered_by_day),
     ]
-    emails = sorted(f.emails.items(), key=lambda kv: (-kv[1], kv[0]))
-    title = f"Dunning demo: {f.customers} customers, {days} days"
-    return page(
-        title,
-        [
-            f'<p class="note">From {f.start:%Y-%m-%d} to {f.end:%Y-%m-%d}, seed {seed}: a '
-            "generated book run through the real pipeline on the embedded default (SQLite, "
-            "in-process broker, sandbox gateway). Amounts in EUR use fixed demo rates.</p>",
-            _kpis(f),
-            "<h2>Recovery over time</h2>",
-            recovery_chart(f.recovered_by_day),
-            "<h2>Dunning funnel</h2>",
-            funnel_chart(stages),
-            _table(
-                ("stage", "invoices", "of failed"), [(s, n, _pct(n, f.failed)) for s, n in stages]
-            ),
-            "<h2>Recovered revenue</h2>",
-            _table(("currency", "failed", "recovered", "rate", "lost", "retrying"), money_rows),
-            '<p class="note">lost: unpaid with retries stopped (awaiting a new card or '
-            "suspended); retrying: unpaid with retries still ahead.</p>",
-            "<h2>Emails by kind</h2>",
-            _table(("email", "sent"), emails),
-            "<h2>Why retries stopped</h2>",
-            _table(("reason", "invoices"), f.stop_reasons.most_common()),
-            "<h2>Other figures</h2>",
-            _table(
-                ("figure", "value"),
-                [
-                    ("charge attempts", f.attempts),
-                    ("time to recovery, median (days)", _days(f.median_days)),
-                    ("time to recovery, p90 (days)", _days(f.percentile_days(0.9))),
-                    ("cards updated", f.card_updates),
-                    ("subscriptions reactivated", f.reactivated),
-                    ("card tokens purged: removed cards", f.tokens_purged["card_removed"]),
-                    ("card tokens purged: 2 years unused", f.tokens_purged["retention"]),
-                ],
-            ),
-        ],
-    )
+    if compared:
+        series = [(name, other.recovered_by_day) for name, other in compared]
+        body += [
+            "<h2>Recovery over time, by policy</h2>",
+            lines_chart("policies-chart", series, y_label="EUR recovered",
+                        x_label="day of the simulation"),
+        ]  # fmt: skip
+    body += ["<h2>Dunning funnel</h2>", funnel_chart(stages)]
+    body += [rich_table(t) for t in tables]
+    return page(f"Dunning demo: {f.customers} customers, {days} days", body)

@@ -159,16 +159,21 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Simulate the scenario; return the output lines, the summary last."""
-    end = scenario.start + timedelta(days=scenario.days)
     with simulation(scenario) as sim:
         advance(sim, scenario, step=step, progress=progress)
-        out = list(journal.lines(sim.container.engine))
-        emails = Counter(line["template"] for line in out if line["kind"] == "email")
-        # An attempt whose answer was lost has a second line once it is settled: count it once.
-        attempts = len(
-            {(line["invoice"], line["attempt"]) for line in out if line["kind"] == "charge_attempt"}
-        )
-        out.append(journal.summary(sim.container.engine, end, emails, attempts))
+        return output(sim, scenario)
+
+
+def output(sim: Simulation, scenario: Scenario) -> list[dict[str, Any]]:
+    """The simulation's output lines, in time order, the summary last."""
+    end = scenario.start + timedelta(days=scenario.days)
+    out = list(journal.lines(sim.container.engine))
+    emails = Counter(line["template"] for line in out if line["kind"] == "email")
+    # An attempt whose answer was lost has a second line once it is settled: count it once.
+    attempts = len(
+        {(line["invoice"], line["attempt"]) for line in out if line["kind"] == "charge_attempt"}
+    )
+    out.append(journal.summary(sim.container.engine, end, emails, attempts))
     return out
 
 

@@ -8,24 +8,18 @@ same in whatever order they finish.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from dunning.whatif.book import Book, Case, by_customer, span
 from dunning.whatif.figures import Difference, PolicyFigures, compute, difference
 from dunning.whatif.params import ModelParams
-from dunning.whatif.replay import InvoiceOutcome, PolicySpec, Task, TaskResult, run_task
+from dunning.whatif.pool import Progress, run_jobs
+from dunning.whatif.pool import cores as pool_cores
+from dunning.whatif.replay import InvoiceOutcome, PolicySpec, Task, run_task
 from dunning.whatif.sample import Sample, draw_sample
-
-# (hours replayed, hours to replay), summed over every replay
-Progress = Callable[[int, int], None]
-_progress: Any = None  # a worker process's slot array (multiprocessing.Array)
 
 
 @dataclass
@@ -40,10 +34,6 @@ class Comparison:
     figures: list[PolicyFigures]
     differences: list[Difference]  # each policy after the first, against the first
     seconds: float
-
-
-def workers_for(tasks: int) -> int:
-    return max(1, min(tasks, os.cpu_count() or 1))
 
 
 def _shards(cases: Sequence[Case], n: int) -> list[list[Case]]:
@@ -75,46 +65,6 @@ def plan_tasks(
     return tasks
 
 
-def _init(slots: Any) -> None:
-    global _progress
-    _progress = slots
-
-
-def _run(task: Task) -> TaskResult:
-    def report(done: int, _total: int) -> None:
-        if _progress is not None:
-            _progress[task.index] = done
-
-    return run_task(task, report)
-
-
-def run_tasks(tasks: list[Task], *, cores: int, progress: Progress | None = None) -> list[Any]:
-    """Every task's result, in task order; in worker processes when there is more than one."""
-    total = sum(t.days * 24 for t in tasks)
-    if cores <= 1 or len(tasks) == 1:
-        results: list[TaskResult] = []
-        before = 0
-        for task in tasks:
-
-            def done(i: int, _n: int, b: int = before) -> None:
-                if progress:
-                    progress(b + i, total)
-
-            results.append(run_task(task, done))
-            before += task.days * 24
-        return results
-    ctx = multiprocessing.get_context("spawn")
-    slots = ctx.Array("l", len(tasks), lock=False)
-    with ProcessPoolExecutor(cores, mp_context=ctx, initializer=_init, initargs=(slots,)) as pool:
-        futures: set[Future[TaskResult]] = {pool.submit(_run, t) for t in tasks}
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            if progress:
-                progress(sum(slots), total)
-        return sorted((f.result() for f in futures), key=lambda r: r.index)
-
-
 def compare(
     book: Book,
     policies: Sequence[PolicySpec],
@@ -129,11 +79,10 @@ def compare(
     """Replay ``book`` (or a sample of it) under each policy; the figures side by side."""
     began = time.monotonic()
     sample = draw_sample(book.cases, sample_size, seed=seed)
-    cores = cores or os.cpu_count() or 1
+    cores = cores or pool_cores()
     tasks = plan_tasks(book, sample, policies, params=params, seed=seed,
                        days_after=days_after, cores=cores)  # fmt: skip
-    results = run_tasks(tasks, cores=workers_for(len(tasks)) if cores > 1 else 1,
-                        progress=progress)  # fmt: skip
+    results = run_jobs(tasks, run_task, workers=cores, progress=progress)
     outcomes: list[dict[str, InvoiceOutcome]] = [{} for _ in policies]
     peaks: list[dict[str, tuple[int, int]]] = [{} for _ in policies]
     for task, result in zip(tasks, results, strict=True):

@@ -16,6 +16,8 @@ from dunning.gateways.base import ChargeRequest, Decline
 from dunning.gateways.sandbox import Outcome
 from dunning.policy.paydays import country_of
 from dunning.policy.timing import zone
+from dunning.simulate.book import sandbox_token
+from dunning.simulate.scenario import Scenario
 from dunning.whatif.model import RetryContext, draw, model_class, passes
 from dunning.whatif.params import ModelParams
 
@@ -82,3 +84,33 @@ class ModelOracle:
         if passes(ctx, self.params, draw(self.seed, invoice_id, attempt)):
             return Outcome("succeeded")
         return Outcome("declined", failure.decline if same_card else OTHER_CARD_DECLINE)
+
+
+def for_scenario(scenario: Scenario, params: ModelParams, *, seed: int) -> ModelOracle:
+    """An oracle for every card of a scenario's customers and every failure its events report
+    (the failed card is the subscription's, else the customer's default)."""
+    oracle = ModelOracle(params, seed=seed)
+    cards: dict[str, tuple[str, str]] = {}  # subscription -> (card id, network)
+    for cust in scenario.customers:
+        default = next((pm for pm in cust.payment_methods if pm.default), None)
+        default = default or (cust.payment_methods[0] if cust.payment_methods else None)
+        networks = {pm.id: pm.network for pm in cust.payment_methods}
+        for pm in cust.payment_methods:
+            oracle.add_card(sandbox_token(pm.id), timezone=cust.timezone)
+        for sub in cust.subscriptions:
+            card_id = sub.payment_method or (default.id if default else None)
+            if card_id is not None:
+                cards[sub.id] = (card_id, networks.get(card_id, "unknown"))
+    for event in scenario.events:
+        if event.type != "payment_failed" or event.subscription not in cards:
+            continue
+        card_id, network = cards[event.subscription]
+        d = event.decline
+        decline = (
+            Decline(d.decline_code, d.network_code, d.advice_code, d.network_advice_code)
+            if d
+            else Decline("generic_decline")
+        )
+        oracle.add_failure(event.invoice, token=sandbox_token(card_id), decline=decline,
+                           network=network, failed_at=event.at)  # fmt: skip
+    return oracle

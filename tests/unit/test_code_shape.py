@@ -21,7 +21,6 @@ KNOWN_OVER: frozenset[str] = frozenset(
         "dunning/services/event_records.py:ensure_subscription",
         "dunning/services/expiry.py:queue_expiry_reminders",
         "dunning/simulate/book.py:load_book",
-        "dunning/simulate/report.py:render",
         "dunning/gateways/stripe.py",
     }
 )

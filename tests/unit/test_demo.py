@@ -1,5 +1,5 @@
 """``dunning demo``: a small generated book, its figures checked against the journal and the
-store's own summary, and the HTML report read back."""
+store's own summary, the HTML report read back, and what the demo leaves to explore."""
 
 from __future__ import annotations
 
@@ -12,19 +12,21 @@ from typing import Any
 import pytest
 
 from dunning.cli.main import main
-from dunning.simulate import runner
 from dunning.simulate.demo import funnel, run_demo, write_report
 from dunning.simulate.demo_book import RATES, build_book
+from dunning.simulate.demo_run import DemoJob, demo_policies, run_job
 from dunning.simulate.figures import Figures, compute
 from dunning.simulate.scenario import Scenario
+from dunning.whatif.params import load_params
 
-CUSTOMERS, DAYS, SEED = 100, 20, 3
+CUSTOMERS, DAYS, SEED = 150, 20, 3
 
 
 @cache
 def _simulated() -> tuple[Scenario, list[dict[str, Any]], Figures]:
     scenario = build_book(customers=CUSTOMERS, days=DAYS, seed=SEED)
-    lines = runner.run(scenario)
+    job = DemoJob(0, scenario, demo_policies()[0], load_params(), SEED, None)
+    lines = run_job(job, lambda _i, _n: None)
     return scenario, lines, compute(scenario, lines, RATES)
 
 
@@ -74,8 +76,8 @@ def test_funnel_and_outcomes_add_up() -> None:
     assert f.recovered + f.suspended_unpaid + f.cancelled + f.written_off + f.in_dunning == f.failed
     assert f.retried <= f.failed
     for m in f.money.values():
-        assert m.recovered + m.lost + m.retrying <= m.failed
-        assert m.lost >= 0 and m.retrying >= 0
+        assert m.recovered + m.lost + m.retrying + m.cancelled == m.failed
+        assert min(m.lost, m.retrying, m.cancelled) >= 0
     stages = dict(funnel(f))
     assert stages["payment failed"] == f.failed
     assert f.emails == lines[-1]["emails"]
@@ -90,12 +92,12 @@ def test_funnel_and_outcomes_add_up() -> None:
 def test_report_is_self_contained_html_with_two_charts(tmp_path: Path) -> None:
     _, _, f = _simulated()
     path = tmp_path / "report.html"
-    write_report(f, path, seed=SEED)
+    write_report([f, f], ["default", "again"], path, seed=SEED)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     root = ET.fromstring(text.split("\n", 1)[1])  # well-formed: an XML parser reads it
     svgs = {svg.get("id"): svg for svg in root.iter("svg")}
-    assert set(svgs) == {"recovery-chart", "funnel-chart"}
+    assert set(svgs) == {"recovery-chart", "funnel-chart", "policies-chart"}
     points = svgs["recovery-chart"].find("polyline")
     assert points is not None and len(points.get("points", "").split()) == DAYS + 1
     bars = svgs["funnel-chart"].findall("rect")
@@ -106,23 +108,41 @@ def test_report_is_self_contained_html_with_two_charts(tmp_path: Path) -> None:
     for element in root.iter():
         assert element.get("src") is None and element.get("href") is None
     assert "http" not in text.lower().replace("http://www.w3.org", "")
-    assert f"{f.failed}" in "".join(root.itertext())
+    text_only = "".join(root.itertext())
+    assert f"{f.failed}" in text_only and "failed = recovered + lost" in text_only
 
 
-def test_run_demo_prints_the_summary_and_writes_the_report(
+def test_retries_are_answered_by_the_model_so_timing_matters() -> None:
+    _, lines, f = _simulated()
+    retries = [x for x in lines if x["kind"] == "charge_attempt" and x["attempt"] >= 2]
+    results = {x["result"] for x in retries if x["initiator"] == "merchant"}
+    assert {"succeeded", "declined"} <= results
+    assert 0 < f.recovered_by["retry"] < f.retried
+
+
+def test_run_demo_prints_the_summary_the_comparison_and_what_to_explore(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = tmp_path / "demo.html"
-    run_demo(customers=40, days=6, report=report, seed=5)
+    report, keep = tmp_path / "demo.html", tmp_path / "demo"
+    (keep / "outbox").mkdir(parents=True)
+    (keep / "outbox" / "stale.eml").write_text("from an earlier demo")
+    run_demo(customers=120, days=20, report=report, seed=5, workdir=keep, workers=1)
     out = capsys.readouterr().out
-    for title in ("Dunning funnel", "Recovered revenue", "Emails by kind", "Why retries stopped"):
+    for title in ("Dunning funnel", "Recovered revenue", "Emails by kind", "Why retries stopped",
+                  "The same book under three policies", "stripe-like", "payday-aware"):  # fmt: skip
         assert title in out
-    assert "time to recovery" in out and "subscriptions suspended" in out
+    assert "failed = recovered + lost + retrying + cancelled" in out.replace("\n", " ")
+    assert (keep / "dunning.sqlite3").exists() and not (keep / "outbox" / "stale.eml").exists()
+    emails = list((keep / "outbox").glob("*.eml"))
+    assert emails and f"{len(emails)} .eml files" in out
+    assert f"DUNNING_DATABASE_URL=sqlite:///{keep / 'dunning.sqlite3'}" in out
+    assert "/ops, user ops, password" in out and "/update/" in out
     assert report.exists() and "<svg" in report.read_text(encoding="utf-8")
 
 
 def test_demo_command(tmp_path: Path) -> None:
     report = tmp_path / "cli.html"
-    args = ["demo", "--customers", "20", "--days", "3", "--seed", "2", "--report", str(report)]
+    args = ["demo", "--customers", "20", "--days", "3", "--seed", "2", "--report", str(report),
+            "--dir", str(tmp_path / "demo")]  # fmt: skip
     assert main(args) == 0
-    assert report.exists()
+    assert report.exists() and (tmp_path / "demo" / "dunning.sqlite3").exists()
