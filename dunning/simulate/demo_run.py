@@ -7,7 +7,6 @@ otherwise) for people to explore; the others run in memory and keep only their o
 
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from dunning.simulate.runner import Wiring, advance, output, simulation
 from dunning.simulate.scenario import Scenario
 from dunning.whatif.oracle import for_scenario
 from dunning.whatif.params import ModelParams
-from dunning.whatif.pool import Progress, Report, run_jobs
+from dunning.whatif.pool import Progress, Report, quiet_pipeline, run_jobs
 from dunning.whatif.replay import BATCH, NullTransport, PolicySpec
 
 EXAMPLES = DEFAULT_POLICY_FILE.parent / "examples"
@@ -60,7 +59,6 @@ def clear(workdir: Path) -> None:
 
 def run_job(job: DemoJob, report: Report) -> list[dict[str, Any]]:
     """One policy's simulation of the book; its output lines."""
-    logging.getLogger("dunning").setLevel(logging.ERROR)  # the book loses answers on purpose
     keep = job.keep
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
@@ -72,7 +70,7 @@ def run_job(job: DemoJob, report: Report) -> list[dict[str, Any]]:
         transport=None if keep else NullTransport(),  # kept: the .eml outbox in ``keep``
         batch=BATCH,
     )
-    with simulation(job.scenario, wiring) as sim:
+    with quiet_pipeline(), simulation(job.scenario, wiring) as sim:
         advance(sim, job.scenario, progress=report)
         return output(sim, job.scenario)
 

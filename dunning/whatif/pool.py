@@ -7,10 +7,12 @@ sums for one progress bar. With one core or one job, everything runs in this pro
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 R = TypeVar("R")
@@ -26,6 +28,19 @@ class Job(Protocol):
 
     @property
     def days(self) -> int: ...
+
+
+@contextmanager
+def quiet_pipeline() -> Iterator[None]:
+    """Only the pipeline's errors while a job runs: a replay's warnings (lost gateway answers,
+    on purpose in the demo) would break up the progress bar. The level is put back after."""
+    logger = logging.getLogger("dunning")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def cores() -> int:

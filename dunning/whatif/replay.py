@@ -9,7 +9,6 @@ worker process of its own (:mod:`dunning.whatif.compare`), so it takes only plai
 
 from __future__ import annotations
 
-import logging
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from dunning.store.tables import audit_log, invoices, notifications, payment_att
 from dunning.whatif.book import Book, Case, cards_of, scenario
 from dunning.whatif.oracle import ModelOracle
 from dunning.whatif.params import ModelParams
+from dunning.whatif.pool import quiet_pipeline
 
 # Items per actor message in a replay: a producer's whole scan in a few messages.
 BATCH = 500
@@ -96,7 +96,6 @@ def _oracle(task: Task) -> ModelOracle:
 
 def run_task(task: Task, progress: Callable[[int, int], None] | None = None) -> TaskResult:
     """Replay the task's invoices under its policy; what happened to each."""
-    logging.getLogger("dunning").setLevel(logging.ERROR)  # a replay's own warnings are noise
     sc = scenario(task.book, task.cases, start=task.start, days=task.days)
     wiring = Wiring(
         database_url="sqlite://",
@@ -105,7 +104,7 @@ def run_task(task: Task, progress: Callable[[int, int], None] | None = None) -> 
         transport=NullTransport(),
         batch=BATCH,
     )
-    with simulation(sc, wiring) as sim:
+    with quiet_pipeline(), simulation(sc, wiring) as sim:
         advance(sim, sc, progress=progress)
         return collect(sim.container.engine, task)
 
