@@ -96,7 +96,8 @@ def days_since_payday(day: date, rules: Sequence[PayDayRule]) -> int | None:
     """Days from the latest pay day on or before ``day`` to ``day`` (0 on a pay day); ``None``
     when there are no rules. Looks back at most a month."""
     latest = None
-    for year, month in _months_around(day)[:2]:
+    # Next month's first pay day may have moved back to this month's last Friday.
+    for year, month in _months_around(day):
         for paid in pay_dates(year, month, rules):
             if paid <= day:
                 latest = paid
