@@ -79,6 +79,11 @@ class BrandSettings(BaseModel):
     support_email: str = "support@example.com"
 
 
+# How long after its attempt is stamped a charge's gateway call may start (the charge path
+# stamps again whenever a stamp is older than this).
+CALL_START_MARGIN_S = 0.5
+
+
 class TimingSettings(BaseModel):
     """Leases, intervals and TTLs of the daemons; short in tests, seconds to minutes in production.
 
@@ -114,10 +119,12 @@ class TimingSettings(BaseModel):
     @model_validator(mode="after")
     def _lookup_after_the_call_ended(self) -> TimingSettings:
         # A charge still in flight must never be looked up: the look-up would find nothing,
-        # call it not charged, and the next attempt would charge a second time.
-        if self.unknown_after_s <= self.gateway_timeout_s:
+        # call it not charged, and the next attempt would charge a second time. A call starts
+        # at most CALL_START_MARGIN_S after its attempt's stamp and lasts at most
+        # gateway_timeout_s (the gateway bounds the whole call).
+        if self.unknown_after_s <= self.gateway_timeout_s + CALL_START_MARGIN_S:
             raise ValueError(
-                "unknown_after_s must be longer than gateway_timeout_s "
+                f"unknown_after_s must be longer than gateway_timeout_s + {CALL_START_MARGIN_S} s "
                 "(set DUNNING_TIMING__UNKNOWN_AFTER_S above DUNNING_TIMING__GATEWAY_TIMEOUT_S)"
             )
         return self
@@ -194,6 +201,16 @@ class Settings(BaseSettings):
         if value not in {"sandbox", "stripe"}:
             raise ValueError("must be sandbox or stripe")
         return value
+
+    @model_validator(mode="after")
+    def _sandbox_calls_end_in_time(self) -> Settings:
+        # A sandbox charge that outlasts the gateway's bound would break the rule the look-up
+        # of unknown outcomes relies on (a call ends within gateway_timeout_s).
+        if self.sandbox_delay_ms / 1000 >= self.timing.gateway_timeout_s:
+            raise ValueError(
+                "DUNNING_SANDBOX_DELAY_MS must be shorter than DUNNING_TIMING__GATEWAY_TIMEOUT_S"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

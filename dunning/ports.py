@@ -60,6 +60,10 @@ class WebhookSender(Protocol):
 
 
 class Dispatcher(Protocol):
+    # Whether work handed over is on its way at once. A service that sends work itself claims
+    # it (so the producers do not send it again) only when it is.
+    sends: bool
+
     def retry_charges(self, items: Sequence[tuple[str, int]]) -> None:
         """Enqueue ``(invoice_id, attempt_no)`` charge retries, in bulk."""
         ...
@@ -91,6 +95,8 @@ class Dispatcher(Protocol):
 
 class NullDispatcher:
     """Enqueues nothing: the producers find the work on their next scan."""
+
+    sends = False
 
     def retry_charges(self, items: Sequence[tuple[str, int]]) -> None:
         return None

@@ -15,6 +15,8 @@ DEFAULT_BATCH = 50
 
 
 class ActorDispatcher:
+    sends = True
+
     def __init__(self, broker: dramatiq.Broker, *, batch: int = DEFAULT_BATCH) -> None:
         self.broker = broker
         self.batch = batch

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from config.settings import CALL_START_MARGIN_S
 from dunning.errors import GatewayUnavailable
 from dunning.gateways.base import ChargeRequest, ChargeResult
 from dunning.model import Initiator
@@ -22,7 +23,7 @@ from dunning.store import attempts
 log = logging.getLogger(__name__)
 
 # Settings refuse an unknown_after_s that leaves less than this beside the gateway's bound.
-RESTAMP_S = 1.0
+RESTAMP_S = CALL_START_MARGIN_S
 
 Answer = ChargeResult | GatewayUnavailable
 

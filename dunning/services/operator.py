@@ -87,9 +87,11 @@ def retry(c: Pipeline, invoice_id: str, now: datetime, *, reason: str, by: str) 
                 f"invoice {invoice_id} is paused: resume it first (dunning invoice resume)"
             )
         _no_charge_in_flight(conn, invoice_id, "retry it")
-        # Enqueued at once, and claimed as the producer claims: it does not enqueue it again
-        # while the message is on its way.
-        lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+        # Enqueued at once, and then claimed as the producer claims: it does not enqueue it
+        # again while the message is on its way. With nothing to send it, the producer does.
+        lease = (
+            now + timedelta(seconds=c.settings.timing.claim_lease_s) if c.dispatcher.sends else None
+        )
         invoices.set_values(
             conn, invoice_id, now=now, next_attempt_at=now, next_attempt_reason="operator_retry",
             stop_reason=None, retry_claimed_until=lease,

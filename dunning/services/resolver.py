@@ -89,7 +89,11 @@ def _not_charged(conn: Connection, c: Pipeline, att: RowMapping, now: datetime) 
             next_attempt_at=now,
             next_attempt_reason="retry_after_unknown",
             # Enqueued at once below, and claimed as the producer claims.
-            retry_claimed_until=now + timedelta(seconds=c.settings.timing.claim_lease_s),
+            retry_claimed_until=(
+                now + timedelta(seconds=c.settings.timing.claim_lease_s)
+                if c.dispatcher.sends
+                else None
+            ),
             updated_at=now,
         )
     ).rowcount

@@ -20,6 +20,8 @@ from workers.dispatch import DEFAULT_BATCH
 class InlineDispatcher:
     """Queues each call as the actor messages a broker would carry; :meth:`drain` runs them."""
 
+    sends = True
+
     def __init__(self, *, batch: int = DEFAULT_BATCH) -> None:
         self.batch = batch
         self._queue: deque[tuple[str, list[Any]]] = deque()

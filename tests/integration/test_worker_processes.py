@@ -180,6 +180,7 @@ def test_a_worker_killed_mid_charge_leaves_every_invoice_paid_exactly_once(
     # (in production 120 s against a 30 s gateway timeout); a slow charge on a loaded machine
     # takes longer than the usual 2 s here.
     pipeline.env["DUNNING_TIMING__UNKNOWN_AFTER_S"] = str(3 * CHARGE_DELAY_MS / 1000)
+    pipeline.env["DUNNING_TIMING__GATEWAY_TIMEOUT_S"] = str(1.5 * CHARGE_DELAY_MS / 1000)
     pipeline.start_scheduler()
     pipeline.start_worker("worker-1", DUNNING_SANDBOX_DELAY_MS=str(CHARGE_DELAY_MS))
 

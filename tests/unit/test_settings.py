@@ -64,6 +64,12 @@ def test_secrets_do_not_print() -> None:
     assert "super-secret-value" not in s.model_dump_json()
 
 
+def test_a_sandbox_charge_may_not_outlast_the_gateways_bound() -> None:
+    with pytest.raises(ConfigError, match="DUNNING_SANDBOX_DELAY_MS"):
+        load_settings(sandbox_delay_ms=2000, timing={"gateway_timeout_s": 2})
+    assert load_settings(sandbox_delay_ms=1999, timing={"gateway_timeout_s": 2})
+
+
 def test_unknown_outcomes_are_looked_up_only_after_a_call_could_have_ended(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

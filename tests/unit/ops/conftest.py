@@ -40,6 +40,8 @@ OPS_PASSWORD = "ops-password-for-tests"
 class RecordingDispatcher(NullDispatcher):
     """Keeps what the producers would have enqueued."""
 
+    sends = True
+
     def __init__(self) -> None:
         self.sent: dict[str, list[Any]] = {}
 

@@ -48,6 +48,13 @@ def test_retry_makes_the_invoice_due_now_and_queues_it_once(book: Book, stopped:
     assert book.dispatcher.sent["retry_charges"] == [(stopped, 2)]
 
 
+def test_retry_with_nothing_to_send_it_is_left_to_the_producer(book: Book, stopped: str) -> None:
+    book.dispatcher.sends = False  # the embedded default's null dispatcher sends nothing
+    operator.apply(book.c, "retry", stopped, book.now, reason="customer asked", by="maria")
+    assert book.invoice_row(stopped)["retry_claimed_until"] is None
+    assert due_retries(book.c, book.now) == 1  # found at once, not after a lease of minutes
+
+
 def test_pause_holds_retries_and_steps_until_resume(book: Book, stopped: str) -> None:
     operator.apply(book.c, "retry", stopped, book.now, reason="try again", by="maria")
     step_at = book.invoice_row(stopped)["next_step_at"]
