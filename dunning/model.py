@@ -1,7 +1,10 @@
 """The nouns of dunning and the lifecycle transitions they may take.
 
-Transitions are guarded here and only here: :func:`check_transition` raises
-:class:`~dunning.errors.InvalidTransition` before anything is written.
+The transitions of invoices, subscriptions and attempts are decided here and only here: every
+status write goes through :func:`dunning.store.status.move`, a compare-and-set that takes only
+the moves :func:`may_move` allows; :func:`check_transition` raises
+:class:`~dunning.errors.InvalidTransition` before anything is written where a refusal must be
+told (an operator's action).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, update
 
 from dunning.gateways.base import ChargeResult
-from dunning.model import UNRESOLVED, AttemptStatus
+from dunning.model import AttemptStatus, allowed_sources
 from dunning.policy.declines import classify
 from dunning.policy.types import Verdict
 from dunning.ports import Pipeline
@@ -30,7 +30,9 @@ from dunning.store import attempts, rows, status
 from dunning.store.tables import payment_attempts, payment_methods
 
 log = logging.getLogger(__name__)
-_ANSWERABLE = frozenset({*UNRESOLVED, AttemptStatus.not_charged})
+# What an answer may still move: the model's sources of ``succeeded`` (unresolved, or a late
+# answer after a look-up found nothing).
+_ANSWERABLE = allowed_sources(AttemptStatus.succeeded)
 
 
 def attempt_audit(
