@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures = [
                     Figure(
                         name=n, title=n, value=None, unit="", target="", skipped=f"failed: {exc}"
-                    )  # fmt: skip
+                    )
                     for n in wanted
                     if FIGURES[n] == module_name
                 ]

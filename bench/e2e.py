@@ -49,6 +49,6 @@ def run(r: Run) -> list[Figure]:
                 "smtp_connections": PROCESSES,
                 "figure": value,
                 "baseline": base,
-            },  # fmt: skip
+            },
         )
     ]

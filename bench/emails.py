@@ -97,6 +97,6 @@ def run(r: Run) -> list[Figure]:
                 "smtp_connections": PROCESSES,
                 "figure": value,
                 "baseline": base,
-            },  # fmt: skip
+            },
         )
     ]

@@ -65,6 +65,6 @@ def run(r: Run) -> list[Figure]:
                 "runs": REPEATS,
                 "producer_rates": [round(x) for x in rates],
                 "send_rates": [round(x) for x in sends],
-            },  # fmt: skip
+            },
         )
     ]

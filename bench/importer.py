@@ -58,6 +58,6 @@ def run(r: Run) -> list[Figure]:
                 "rows": rows,
                 "rows_per_s": round(sum(rows.values()) / summary["elapsed_s"], 1),
                 "summary": summary,
-            },  # fmt: skip
+            },
         )
     ]

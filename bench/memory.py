@@ -38,7 +38,7 @@ def _jobs(first: int, pool: int, count: int) -> list[dramatiq.Message[Any]]:
             args=([[f"in_{first + i % pool}", 2]],),
             kwargs={},
             options={},
-        )  # fmt: skip
+        )
         for i in range(count)
     ]
 
@@ -87,6 +87,6 @@ def run(r: Run) -> list[Figure]:
                 "rss_mb_half": at_half,
                 "rss_mb_end": at_end,
                 "growth_mb": round(growth, 1),
-            },  # fmt: skip
+            },
         )
     ]

@@ -86,7 +86,7 @@ def baseline_rate(
     messages: list[dramatiq.Message[Any]] = [
         dramatiq.Message(
             queue_name=baselines.QUEUE, actor_name=baselines.ACTOR, args=(i,), kwargs={}, options={}
-        )  # fmt: skip
+        )
         for i in range(1, n + 1)
     ]
     logged = Count(url, "SELECT count(*) FROM bench_log")
@@ -131,6 +131,6 @@ def run(r: Run) -> list[Figure]:
                 "threads": THREADS,
                 "figure": value,
                 "baseline": base,
-            },  # fmt: skip
+            },
         )
     ]

@@ -96,12 +96,12 @@ def register(app: typer.Typer) -> None:
         report: Path | None = typer.Option(None, "--report", help="Write an HTML report."),
         seed: int = typer.Option(
             7, "--seed", help="Seed of the generated book and the outcome model's draws."
-        ),  # fmt: skip
+        ),
         workdir: Path = typer.Option(
             Path("var/demo"),
             "--dir",
             help="Where the default policy's database and .eml outbox are kept (replaced).",
-        ),  # fmt: skip
+        ),
     ) -> None:
         """Generate a realistic book and simulate it under three policies: what dunning
         recovers, and what to explore next."""

@@ -135,15 +135,15 @@ def _fit(out: Path | None, model: Path | None, since_days: int) -> None:
 
 
 def whatif_cmd(
-    policies: list[str] = typer.Option(  # noqa: B008
+    policies: list[str] = typer.Option(
         [],
         "--policy",
         help="A policy to compare: 'default' or a TOML file of overrides "
         "over the policy file. Give it once per policy.",
-    ),  # fmt: skip
+    ),
     book: Path | None = typer.Option(
         None, "--book", help="An import file to replay; without it, the database's book."
-    ),  # fmt: skip
+    ),
     days: int = typer.Option(30, "--days", min=1, help="Days replayed after the last failure."),
     since: int = typer.Option(
         60,
@@ -151,26 +151,26 @@ def whatif_cmd(
         min=1,
         help="From the database: invoices that "
         "first failed within this many days, and every open one.",
-    ),  # fmt: skip
+    ),
     sample: str = typer.Option(
         str(DEFAULT_SAMPLE),
         "--sample",
         help="Invoices replayed: a stratified sample of this many, or 'all'.",
-    ),  # fmt: skip
+    ),
     model: Path | None = typer.Option(
         None, "--model", help="Outcome model file (config/outcome_model.toml by default)."
-    ),  # fmt: skip
+    ),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sample and the draws."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object."),
     report: Path | None = typer.Option(None, "--report", help="Write an HTML report."),
     workers: int | None = typer.Option(
         None, "--workers", min=1, help="Processes (default: one per core)."
-    ),  # fmt: skip
+    ),
     fit: bool = typer.Option(
         False,
         "--fit",
         help="Fit the outcome model to the database's attempt history instead of comparing.",
-    ),  # fmt: skip
+    ),
     out: Path | None = typer.Option(None, "--out", help="With --fit: write the model here."),
 ) -> None:
     """Replay your open and recently failed invoices under each policy; compare."""

@@ -99,7 +99,7 @@ def compose(
                 message_id=message_id,
                 headers=extra,
                 date=when,
-            )  # fmt: skip
+            )
         )
     if when.tzinfo is None:
         raise ValueError("build_message needs a timezone-aware date")

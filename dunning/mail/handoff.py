@@ -24,7 +24,7 @@ class NoReply(Exception):
 class Reply(Generic[T]):
     """One answer: a value or an error, set once by the loop, waited for by one thread."""
 
-    __slots__ = ("_done", "_value", "_error", "task", "abandoned")
+    __slots__ = ("_done", "_error", "_value", "abandoned", "task")
 
     def __init__(self) -> None:
         self._done = threading.Lock()

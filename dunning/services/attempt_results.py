@@ -115,7 +115,7 @@ def _apply_successes(
             result.charge_id,
             att["amount"],
             att["currency"],
-        )  # fmt: skip
+        )
         for att, result in paid
     ]
     settle(conn, c, payments, now)

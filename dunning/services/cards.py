@@ -123,7 +123,7 @@ def _attach(
                 status=CardStatus.active.value,
                 created_at=now,
                 updated_at=now,
-            )  # fmt: skip
+            )
             .returning(*payment_methods.c)
         )
         .mappings()

@@ -251,7 +251,7 @@ def _take(
             r["currency"],
             Initiator(r["initiator"]),
             r["reason"],
-        )  # fmt: skip
+        )
         for r in claimed
     ]
 

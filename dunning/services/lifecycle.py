@@ -105,7 +105,7 @@ def card_auto_updated(
                 last4=last4,
                 blocked_reason=None,
                 updated_at=now,
-            )  # fmt: skip
+            )
         )
         # An expiry reminder held until its morning is about the old expiry.
         notify.cancel_pending(conn, payment_method_id=payment_method_id, kinds=["card_expiring"])

@@ -156,7 +156,7 @@ def _overpaid(conn: Connection, extra: Sequence[Payment], now: datetime) -> None
                 amount=r["amount"],
                 currency=r["currency"],
                 invoice_status=r["invoice_status"],
-            )  # fmt: skip
+            )
             for r in fresh
         ],
     )

@@ -98,7 +98,7 @@ def stop_retries(
             stop_reason=reason,
             updated_at=now,
             **values,
-        )  # fmt: skip
+        )
     )
 
 

@@ -129,7 +129,7 @@ def _from_line(line: CustomerLine) -> tuple[Customer, list[Case]]:
             pm.last4,
             pm.exp_month,
             pm.exp_year,
-        )  # fmt: skip
+        )
         for pm in line.payment_methods
     )
     default = next((pm.id for pm in line.payment_methods if pm.default), None)
@@ -199,7 +199,7 @@ def _customer_spec(customer: Customer, cases: list[Case]) -> CustomerSpec:
                 exp_month=c.exp_month,
                 exp_year=c.exp_year,
                 default=c.id == default,
-            )  # fmt: skip
+            )
             for c in customer.cards
         ],
         subscriptions=[
@@ -212,7 +212,7 @@ def _customer_spec(customer: Customer, cases: list[Case]) -> CustomerSpec:
                 payment_method=failed_cards.get(p.id),
                 status="active",
                 last_payment_at=p.last_payment_at,
-            )  # fmt: skip
+            )
             for p in customer.plans
         ],
     )

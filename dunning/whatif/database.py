@@ -112,7 +112,7 @@ def _add_customer(
         tuple(
             Plan(
                 r["id"], r["plan"], r["amount"], r["currency"], r["interval"], r["last_payment_at"]
-            )  # fmt: skip
+            )
             for r in plan_rows
         ),
     )
@@ -128,7 +128,7 @@ def _add_customer(
                 first["network_code"],
                 first["advice_code"],
                 first["network_advice_code"],
-            )  # fmt: skip
+            )
             if first is not None and first["decline_code"]
             else Decline("generic_decline")
         )

@@ -202,7 +202,7 @@ def _params(prior: ModelParams, shape: Shape, f: Factors, n: int) -> ModelParams
             chance=min(1.0, f["class"][k]),
             payday_boost=f["payday"][k],
             recovery_hours=c.recovery_hours * shape.recovery_scale,
-        )  # fmt: skip
+        )
         for k, c in prior.classes.items()
     }
     return replace(

@@ -149,7 +149,7 @@ def _figures_json(f: PolicyFigures) -> dict[str, Any]:
                 "failed": round(m.failed),
                 "recovered": round(m.recovered),
                 "rate": round(m.recovered / m.failed, 4) if m.failed else 0.0,
-            }  # fmt: skip
+            }
             for cur, m in f.money.items()
         },
         "by_decline_class": {
@@ -192,7 +192,7 @@ def as_json(c: Comparison) -> dict[str, Any]:
                 "recovered": {
                     cur: {"change": round(a), "margin": round(m)}
                     for cur, (a, m) in d.amounts.items()
-                },  # fmt: skip
+                },
             }
             for p, d in zip(c.policies[1:], c.differences, strict=True)
         ],

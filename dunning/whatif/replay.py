@@ -179,6 +179,6 @@ def collect(engine: Engine, task: Task) -> TaskResult:
                 dict(emails.get(case.invoice_id, {})),
                 case.subscription_id in suspended,
                 inv["stop_reason"],
-            )  # fmt: skip
+            )
         )
     return TaskResult(task.index, outcomes, _peaks(list(attempts)))

@@ -84,7 +84,8 @@ def test_customer_updates_the_card_from_the_email_link(
         try:
             page = browser.new_page(viewport=PHONE)
             opened = page.goto(link)
-            assert opened is not None and opened.status == 200
+            assert opened is not None
+            assert opened.status == 200
             assert page.get_by_text("€19.00").first.is_visible()
             screenshot = tmp_path / "card-update-phone.png"
             page.screenshot(path=str(screenshot), full_page=True)
@@ -106,7 +107,8 @@ def test_customer_updates_the_card_from_the_email_link(
             assert page.get_by_role("heading", name="Thank you").is_visible()
             assert page.get_by_text("Visa ending in 4242, expires 12/2030").is_visible()
             again = page.goto(link)
-            assert again is not None and again.status == 410
+            assert again is not None
+            assert again.status == 410
             assert page.get_by_role("heading", name="This link can no longer be used").is_visible()
         finally:
             browser.close()

@@ -88,7 +88,7 @@ class Book:
                     exp_year=2030,
                     is_default=True,
                     **ts,
-                )  # fmt: skip
+                )
             )
             for n in range(subs):
                 conn.execute(
@@ -100,7 +100,7 @@ class Book:
                         currency="EUR",
                         payment_method_id=f"pm_{cid}",
                         **ts,
-                    )  # fmt: skip
+                    )
                 )
 
     def fail(self, cid: str, n: int = 0, *, at: datetime | None = None) -> str:

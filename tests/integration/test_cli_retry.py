@@ -42,4 +42,5 @@ def test_retry_from_the_cli_is_sent_to_the_workers(
         for key in rdb.scan_iter(match="dramatiq:clitest:charges*.msgs")
         for body in rdb.hvals(key)
     ]
-    assert len(bodies) == 1 and invoice.encode() in bodies[0], bodies
+    assert len(bodies) == 1, bodies
+    assert invoice.encode() in bodies[0], bodies

@@ -66,7 +66,8 @@ def test_the_card_page_does_not_charge_an_invoice_that_changed_after_it_was_list
     # Then only the first invoice is charged
     assert result.charged[first] == "succeeded"
     assert result.charged[second] in ("skipped", "paused")
-    assert book.successes(first) == 1 and book.successes(second) == 0
+    assert book.successes(first) == 1
+    assert book.successes(second) == 0
     assert [e.idempotency_key for e in book.ledger()] == [f"inv_{first}_att_2"]
 
 
@@ -187,7 +188,8 @@ def test_a_failure_reported_for_a_cancelled_subscription_opens_a_void_invoice(
     assert record_failure(book.c, failure, book.now) == "cancelled"
     inv = book.invoice("in_late")
     assert (inv["status"], inv["next_attempt_at"], inv["next_step_at"]) == ("void", None, None)
-    assert book.mail.sent == [] and book.ledger() == []
+    assert book.mail.sent == []
+    assert book.ledger() == []
 
 
 def test_an_overpayment_is_shown_to_operators_until_it_is_refunded(
@@ -215,7 +217,8 @@ def test_an_overpayment_is_shown_to_operators_until_it_is_refunded(
     assert [(o["invoice_id"], o["reason"]) for o in listed] == [(invoice_id, "paid_twice")]
     # and the /ops page
     ops = page_of(book.c)
-    assert invoice_id in ops and "paid twice" in ops
+    assert invoice_id in ops
+    assert "paid twice" in ops
     # When an operator records the refund, it is no longer due, and the audit says who
     assert main(["refunds", "done", str(listed[0]["id"]), "--note", "re_123", "--by", "maria"]) == 0
     assert main(["refunds", "list", "--json"]) == 0

@@ -125,7 +125,8 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
                 select(func.count()).where(notifications.c.status == "pending")
             ).scalar_one()
         assert status["stages"]["past_due"] == {"count": open_n, "amounts": {"USD": 4500}}
-        assert open_n == 3 and status["stages"]["retrying"]["count"] == 3
+        assert open_n == 3
+        assert status["stages"]["retrying"]["count"] == 3
         assert status["backlogs"]["retries"]["due"] == 3
         assert status["outbox_pending"] == pending_mail
         before = client.get("/metrics").text
@@ -149,7 +150,8 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
             stats = queue_stats(p, capsys)
             # RabbitMQ does not say over AMQP what workers hold
             in_flight = 0 if p.names.kind == "redis" else None
-            assert stats["charges"]["ready"] == 0 and stats["charges"]["in_flight"] == in_flight
+            assert stats["charges"]["ready"] == 0
+            assert stats["charges"]["in_flight"] == in_flight
             assert stats["events"]["dead"] == raw(p, "events", "dead") == 1
             # the receipts were enqueued on "emails", which this worker does not consume
             assert stats["emails"]["ready"] == raw(p, "emails", "ready") >= 1
@@ -218,7 +220,8 @@ def test_ops_page_requeues_a_dead_letter_with_its_button(
             password = c.settings.ops.password.get_secret_value()
             client = TestClient(create_app(c), base_url="http://testserver")
             page = client.get("/ops", auth=(c.settings.ops.username, password))
-            assert page.status_code == 200 and letter["id"] in page.text
+            assert page.status_code == 200
+            assert letter["id"] in page.text
             token = client.cookies.get("dunning_ops_csrf")
             response = client.post(
                 "/ops/dlq/requeue",
@@ -226,7 +229,8 @@ def test_ops_page_requeues_a_dead_letter_with_its_button(
                 data={"csrf": token, "queue": "maintenance", "id": letter["id"]},
                 follow_redirects=False,
             )
-            assert response.status_code == 303 and response.headers["location"] == "/ops"
+            assert response.status_code == 303
+            assert response.headers["location"] == "/ops"
             broker.join(maintenance, timeout=60_000)
             worker.join()
         finally:

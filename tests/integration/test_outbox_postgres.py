@@ -66,11 +66,13 @@ def test_a_batch_is_sent_once_and_each_email_audited(
     }
     assert all(r["sent_at"] is not None for r in rows)
     by_message = {a["data"]["message_id"]: a for a in audit}
-    assert len(audit) == 12 and set(by_message) == {r["message_id"] for r in rows}
+    assert len(audit) == 12
+    assert set(by_message) == {r["message_id"] for r in rows}
     for r in rows:
         a = by_message[r["message_id"]]
         assert (a["customer_id"], a["reason"], a["at"]) == (r["customer_id"], "card_expiring",
                                                             r["sent_at"])  # fmt: skip
-        assert a["data"]["to"] == r["to_addr"] and a["data"]["cc"] == r["cc"]
+        assert a["data"]["to"] == r["to_addr"]
+        assert a["data"]["cc"] == r["cc"]
         subject = next(m["Subject"] for m in received if m["Message-ID"] == r["message_id"])
         assert a["data"]["subject"] == subject

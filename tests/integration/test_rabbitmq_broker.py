@@ -119,4 +119,5 @@ def test_dunning_check_logs_in_to_rabbitmq(
     main(["check", "--json"])
     broker = json.loads(capsys.readouterr().out)["broker"]
     assert broker["ok"] is ok
-    assert reason in broker["detail"] and "wrong" not in broker["detail"]
+    assert reason in broker["detail"]
+    assert "wrong" not in broker["detail"]

@@ -90,7 +90,8 @@ def stream(p: Pipeline, leader: Daemon, other: Daemon, *, seconds: float, prefix
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         ids += p.seed_due_retries(3, prefix=prefix)
-        assert leading(leader) and not leading(other), "not exactly one scheduler leads"
+        assert leading(leader), "the leader stopped leading"
+        assert not leading(other), "two schedulers lead"
         p.daemons.check_alive()
         time.sleep(0.5)  # pacing of the stream, not a wait for a result
     return ids

@@ -207,7 +207,8 @@ def test_a_worker_killed_mid_charge_leaves_every_invoice_paid_exactly_once(
     charged_before = {e.idempotency_key for e in pipeline.ledger()}
     assert killed.proc.returncode == -9
     # Killed after charging, before the answer was recorded; and before charging at all.
-    assert in_flight & charged_before and in_flight - charged_before
+    assert in_flight & charged_before
+    assert in_flight - charged_before
     assert orphaned, "the killed worker held unacknowledged messages"
 
     pipeline.start_worker("worker-2")
@@ -246,7 +247,8 @@ def test_a_worker_killed_mid_charge_leaves_every_invoice_paid_exactly_once(
     assert succeeded_per_invoice == Counter({f"inv_{i}": 1 for i in ids})
     for invoice_id, rows in attempts.items():
         statuses = [r["status"] for r in rows]
-        assert statuses[0] == "declined" and statuses[-1] == "succeeded", (invoice_id, statuses)
+        assert statuses[0] == "declined", (invoice_id, statuses)
+        assert statuses[-1] == "succeeded", (invoice_id, statuses)
         assert set(statuses[1:-1]) <= {"not_charged"}, (invoice_id, statuses)
         for r in rows[1:]:
             # The ledger agrees with every attempt: charged exactly when it says succeeded.

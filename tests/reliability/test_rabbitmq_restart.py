@@ -35,7 +35,8 @@ def test_rabbitmq_killed_and_restarted_mid_run_loses_no_case(
     at_kill = progress(pipeline)
     time.sleep(OUTAGE_S)  # the outage itself, not a wait for a result
     during = progress(pipeline)
-    assert leader is not None and current_leader(pipeline.engine) == leader
+    assert leader is not None
+    assert current_leader(pipeline.engine) == leader
     own_rabbitmq.start()  # returns once the node takes connections again
     run.mark("restarted")
     outage_s = round(run.marks["restarted"] - run.marks["killed"], 1)

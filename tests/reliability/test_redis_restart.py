@@ -33,7 +33,8 @@ def test_redis_killed_and_restarted_mid_run_loses_no_case(
     time.sleep(OUTAGE_S)  # the outage itself, not a wait for a result
     during = progress(pipeline)
     # The election lives in the database: the scheduler kept leading without Redis.
-    assert leader is not None and current_leader(pipeline.engine) == leader
+    assert leader is not None
+    assert current_leader(pipeline.engine) == leader
     own_redis.start()
     run.mark("restarted")
     outage_s = round(run.marks["restarted"] - run.marks["killed"], 1)

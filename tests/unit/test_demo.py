@@ -69,7 +69,7 @@ def test_recovered_amount_is_the_sum_of_the_paid_invoices() -> None:
 
 
 def test_funnel_and_outcomes_add_up() -> None:
-    scenario, lines, f = _simulated()
+    _, lines, f = _simulated()
     opened = [x for x in lines if x["kind"] == "invoice_status" and x["from"] is None]
     assert f.failed == len(opened)
     assert f.recovered == sum(f.recovered_by.values()) == len(f.days_to_recovery)
@@ -86,7 +86,9 @@ def test_funnel_and_outcomes_add_up() -> None:
     assert sum(f.stop_reasons.values()) == stopped
     assert all(d >= 0 for d in f.days_to_recovery)
     median, p90 = f.median_days, f.percentile_days(0.9)
-    assert median is not None and p90 is not None and median <= p90
+    assert median is not None
+    assert p90 is not None
+    assert median <= p90
 
 
 def test_report_is_self_contained_html_with_two_charts(tmp_path: Path) -> None:
@@ -99,17 +101,20 @@ def test_report_is_self_contained_html_with_two_charts(tmp_path: Path) -> None:
     svgs = {svg.get("id"): svg for svg in root.iter("svg")}
     assert set(svgs) == {"recovery-chart", "funnel-chart", "policies-chart"}
     points = svgs["recovery-chart"].find("polyline")
-    assert points is not None and len(points.get("points", "").split()) == DAYS + 1
+    assert points is not None
+    assert len(points.get("points", "").split()) == DAYS + 1
     bars = svgs["funnel-chart"].findall("rect")
     assert len(bars) == len(funnel(f))
     widths = [float(b.get("width", "0")) for b in bars]
     assert widths[0] == max(widths)  # everything starts as a failed payment
     assert not list(root.iter("script"))
     for element in root.iter():
-        assert element.get("src") is None and element.get("href") is None
+        assert element.get("src") is None
+        assert element.get("href") is None
     assert "http" not in text.lower().replace("http://www.w3.org", "")
     text_only = "".join(root.itertext())
-    assert f"{f.failed}" in text_only and "failed = recovered + lost" in text_only
+    assert f"{f.failed}" in text_only
+    assert "failed = recovered + lost" in text_only
 
 
 def test_retries_are_answered_by_the_model_so_timing_matters() -> None:
@@ -132,12 +137,16 @@ def test_run_demo_prints_the_summary_the_comparison_and_what_to_explore(
                   "The same book under three policies", "stripe-like", "payday-aware"):  # fmt: skip
         assert title in out
     assert "failed = recovered + lost + retrying + cancelled" in out.replace("\n", " ")
-    assert (keep / "dunning.sqlite3").exists() and not (keep / "outbox" / "stale.eml").exists()
+    assert (keep / "dunning.sqlite3").exists()
+    assert not (keep / "outbox" / "stale.eml").exists()
     emails = list((keep / "outbox").glob("*.eml"))
-    assert emails and f"{len(emails)} .eml files" in out
+    assert emails
+    assert f"{len(emails)} .eml files" in out
     assert f"DUNNING_DATABASE_URL=sqlite:///{keep / 'dunning.sqlite3'}" in out
-    assert "/ops, user ops, password" in out and "/update/" in out
-    assert report.exists() and "<svg" in report.read_text(encoding="utf-8")
+    assert "/ops, user ops, password" in out
+    assert "/update/" in out
+    assert report.exists()
+    assert "<svg" in report.read_text(encoding="utf-8")
 
 
 def test_demo_command(tmp_path: Path) -> None:
@@ -145,4 +154,5 @@ def test_demo_command(tmp_path: Path) -> None:
     args = ["demo", "--customers", "20", "--days", "3", "--seed", "2", "--report", str(report),
             "--dir", str(tmp_path / "demo")]  # fmt: skip
     assert main(args) == 0
-    assert report.exists() and (tmp_path / "demo" / "dunning.sqlite3").exists()
+    assert report.exists()
+    assert (tmp_path / "demo" / "dunning.sqlite3").exists()

@@ -92,7 +92,8 @@ def test_every_variable_in_compose_is_a_setting() -> None:
     for service in compose()["services"].values():
         environment = service.get("environment") or {}
         used |= {k for k in environment if k.startswith(ENV_PREFIX)}
-    assert used and used <= real, f"not settings: {sorted(used - real)}"
+    assert used, "no settings found"
+    assert used <= real, f"not settings: {sorted(used - real)}"
 
 
 def test_env_example_documents_every_setting_with_a_comment() -> None:
@@ -109,7 +110,9 @@ def test_env_example_documents_every_setting_with_a_comment() -> None:
         j = i - 1
         while j >= 0 and ENV_LINE.match(lines[j]):
             j -= 1  # a group of related variables shares the comment above it
-        assert j >= 0 and lines[j].startswith("#") and lines[j].strip("# "), name
+        assert j >= 0, name
+        assert lines[j].startswith("#"), name
+        assert lines[j].strip("# "), name
 
 
 def test_env_example_is_a_valid_configuration(tmp_path: Path) -> None:
@@ -146,4 +149,5 @@ def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
     assert "pip install ." in text
     users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
-    assert users and users[-1] not in ("root", "0")
+    assert users
+    assert users[-1] not in ("root", "0")

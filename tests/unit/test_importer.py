@@ -96,7 +96,8 @@ def test_a_book_loads_and_importing_it_again_writes_nothing(engine: Engine, tmp_
     again = import_file(engine, path, now=LATER, chunk_size=64)
 
     assert (first.inserted, first.refused) == (300, [])
-    assert loaded["customers"] == 300 and loaded["invoices"] > 0
+    assert loaded["customers"] == 300
+    assert loaded["invoices"] > 0
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 300)
     assert counts(engine) == loaded
     assert last_update(engine) == stamps == [NOW, NOW, NOW, NOW]
@@ -265,7 +266,8 @@ def test_the_same_customer_twice_in_a_file_ends_as_the_later_line(
 
     report = import_file(engine, write(tmp_path, [customer(1), customer(2), later]), now=NOW)
 
-    assert report.loaded == 3 and not report.refused
+    assert report.loaded == 3
+    assert not report.refused
     assert row(engine, customers, "cus_1")["name"] == "Ana B."
     assert row(engine, payment_methods, "pm_1b")["is_default"] is True
 
@@ -316,7 +318,8 @@ def test_cross_field_rules_name_the_field() -> None:
 )
 def test_customer_fields_are_validated(field: str, value: Any, path: str) -> None:
     errors = parse_line(1, json.dumps(customer(1, **{field: value})))
-    assert isinstance(errors, list) and [e.path for e in errors] == [path]
+    assert isinstance(errors, list)
+    assert [e.path for e in errors] == [path]
 
 
 def test_a_naive_datetime_and_a_non_object_line_are_refused() -> None:
@@ -324,17 +327,18 @@ def test_a_naive_datetime_and_a_non_object_line_are_refused() -> None:
     line["subscriptions"][0]["last_payment_at"] = "2026-01-01T00:00:00"
     naive = parse_line(3, json.dumps(line))
     not_object = parse_line(4, "[1, 2]")
-    assert isinstance(naive, list) and naive[0].path == "subscriptions.0.last_payment_at"
-    assert isinstance(not_object, list) and str(not_object[0]) == (
-        "line 4: $: a line must be one JSON object"
-    )
+    assert isinstance(naive, list)
+    assert naive[0].path == "subscriptions.0.last_payment_at"
+    assert isinstance(not_object, list)
+    assert str(not_object[0]) == ("line 4: $: a line must be one JSON object")
 
 
 def test_a_card_number_anywhere_in_a_token_is_refused_without_echoing_it() -> None:
     line = customer(1)
     line["payment_methods"][0]["token"] = f"tok_{CARD_NUMBER}"
     errors = parse_line(1, json.dumps(line))
-    assert isinstance(errors, list) and errors[0].path == "payment_methods.0.token"
+    assert isinstance(errors, list)
+    assert errors[0].path == "payment_methods.0.token"
     assert CARD_NUMBER not in str(errors[0])
 
 
@@ -369,7 +373,8 @@ def test_cli_json_summary_and_error_cap(
     assert code == 1
     assert (summary["inserted"], summary["refused"], summary["errors"]) == (1, 130, 130)
     shown = err.splitlines()
-    assert len(shown) == 101 and shown[0].startswith("line 2: $: ")
+    assert len(shown) == 101
+    assert shown[0].startswith("line 2: $: ")
     assert shown[-1] == "... and 30 more errors"
 
 

@@ -46,8 +46,10 @@ def expire(engine: Engine) -> None:
 def test_one_holder_at_a_time_and_the_holder_renews(engine: Engine) -> None:
     a = DatabaseLeadership(engine, ttl_s=TTL_S, identity="a")
     b = DatabaseLeadership(engine, ttl_s=TTL_S, identity="b")
-    assert a.acquire_or_renew() and a.leading
-    assert not b.acquire_or_renew() and not b.leading
+    assert a.acquire_or_renew()
+    assert a.leading
+    assert not b.acquire_or_renew()
+    assert not b.leading
     assert a.acquire_or_renew(), "the holder could not renew"
     assert not b.acquire_or_renew()
     assert current_leader(engine) == "a"
@@ -62,10 +64,12 @@ def test_a_lease_that_ran_out_is_taken_and_its_old_holder_cannot_renew(engine: E
     expire(engine)
     assert current_leader(engine) is None
     assert b.acquire_or_renew()
-    assert not a.acquire_or_renew() and not a.leading
+    assert not a.acquire_or_renew()
+    assert not a.leading
     with engine.connect() as conn:
         row = conn.execute(select(leader_leases)).mappings().one()
-    assert row["holder"] == "b" and row["acquired_at"] >= first["acquired_at"]
+    assert row["holder"] == "b"
+    assert row["acquired_at"] >= first["acquired_at"]
     assert row["expires_at"] > datetime.now(UTC) + timedelta(seconds=TTL_S - 5)
 
 
@@ -104,7 +108,8 @@ def test_a_holder_that_loses_the_database_stands_down_at_once(engine: Engine) ->
     finally:
         broken.dispose()
     a.engine = engine  # back: its lease has not run out, so it is still its own
-    assert a.acquire_or_renew() and a.leading
+    assert a.acquire_or_renew()
+    assert a.leading
 
 
 def race(rivals: list[DatabaseLeadership]) -> list[str]:
@@ -136,4 +141,5 @@ def test_schedulers_racing_for_a_free_lease_elect_exactly_one(engine: Engine) ->
 
 def test_the_embedded_scheduler_always_leads() -> None:
     local = LocalLeadership()
-    assert local.acquire_or_renew() and local.leading
+    assert local.acquire_or_renew()
+    assert local.leading

@@ -29,7 +29,8 @@ def test_card_numbers_are_masked(fmt: str, restore_root: object) -> None:
         "customer typed %s into a note", "4242 4242 4242 4242"
     )
     text = out.getvalue()
-    assert "4242 4242 4242 4242" not in text and "****4242" in text
+    assert "4242 4242 4242 4242" not in text
+    assert "****4242" in text
 
 
 def test_json_lines_carry_ids_and_the_worker_context(restore_root: object) -> None:
@@ -41,8 +42,10 @@ def test_json_lines_carry_ids_and_the_worker_context(restore_root: object) -> No
     finally:
         logs.context.reset(token)
     line = json.loads(out.getvalue())
-    assert line["invoice"] == "in_1" and line["actor"] == "charge_retry"
-    assert line["level"] == "info" and line["message"] == "charged"
+    assert line["invoice"] == "in_1"
+    assert line["actor"] == "charge_retry"
+    assert line["level"] == "info"
+    assert line["message"] == "charged"
 
 
 def test_text_lines_name_the_logger_the_invoice_and_the_worker_context(
@@ -62,8 +65,10 @@ def test_text_lines_name_the_logger_the_invoice_and_the_worker_context(
         logs.context.reset(token)
     first, second = out.getvalue().splitlines()
     assert " INFO dunning.services.charging: charge answered: declined [" in first
-    assert "invoice=in_7" in first and "customer=cus_7" in first
-    assert "actor=charge_retry" in first and "message_id=m1" in first
+    assert "invoice=in_7" in first
+    assert "customer=cus_7" in first
+    assert "actor=charge_retry" in first
+    assert "message_id=m1" in first
     assert "invoice=in_8" not in second  # the message names it already
 
 
@@ -112,4 +117,5 @@ def test_a_command_logs_warnings_with_the_logger_name(tmp_path: object) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     warning = [line for line in done.stderr.splitlines() if "40-day window" in line]
-    assert len(warning) == 1 and " WARNING dunning.policy" in warning[0], done.stderr
+    assert len(warning) == 1, done.stderr
+    assert " WARNING dunning.policy" in warning[0], done.stderr

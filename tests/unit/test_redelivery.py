@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
@@ -30,8 +29,8 @@ def broker_on(server: fakeredis.FakeServer) -> RedisBroker:
 
 
 @pytest.fixture
-def server() -> Iterator[fakeredis.FakeServer]:
-    yield fakeredis.FakeServer()
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
 
 
 def take_and_die(server: fakeredis.FakeServer, n: int) -> tuple[RedisBroker, list[Any]]:

@@ -49,7 +49,8 @@ def test_same_key_same_result_one_entry() -> None:
     gw.script("sbx_ok_x", [{"decline_code": "generic_decline"}, "succeeded"])
     first = gw.charge(req("sbx_ok_x"))
     again = gw.charge(req("sbx_ok_x"))
-    assert first == again and first.status == "declined"
+    assert first == again
+    assert first.status == "declined"
     assert len(gw.ledger.entries()) == 1
     assert gw.charge(req("sbx_ok_x", key="inv_in_1_att_3")).succeeded
     assert len(gw.ledger.entries()) == 2
@@ -76,7 +77,8 @@ def test_timeout_after_charge_is_found_by_lookup() -> None:
     with pytest.raises(GatewayUnavailable):
         gw.charge(req("sbx_ok_z"))
     found = gw.lookup("inv_in_1_att_2", customer_id="cus_1")
-    assert found is not None and found.succeeded
+    assert found is not None
+    assert found.succeeded
     assert len(gw.ledger.entries()) == 1
 
 
@@ -109,7 +111,9 @@ def test_verification() -> None:
     gw = SandboxGateway()
     assert gw.verify("sbx_ok_1", customer_id="c", currency="EUR").ok
     declined = gw.verify("sbx_lost_card_1", customer_id="c", currency="EUR")
-    assert not declined.ok and declined.decline and declined.decline.decline_code == "lost_card"
+    assert not declined.ok
+    assert declined.decline
+    assert declined.decline.decline_code == "lost_card"
     sca = gw.verify("sbx_authentication_required_1", customer_id="c", currency="EUR")
     assert sca.requires_action
 
@@ -134,7 +138,8 @@ def test_tokenizer_keeps_only_brand_last4_expiry(number: str, prefix: str, netwo
     )
     digits = number.replace(" ", "")
     for value in dataclasses.asdict(card).values():
-        assert digits not in str(value) and digits[:12] not in str(value)
+        assert digits not in str(value)
+        assert digits[:12] not in str(value)
 
 
 def test_tokenizer_refuses_invalid_numbers() -> None:
@@ -143,9 +148,11 @@ def test_tokenizer_refuses_invalid_numbers() -> None:
 
 
 def test_luhn_and_masking() -> None:
-    assert luhn_ok("4242424242424242") and not luhn_ok("1234567812345678")
+    assert luhn_ok("4242424242424242")
+    assert not luhn_ok("1234567812345678")
     masked = mask_pans("card 4242 4242 4242 4242 and order 1234567812345678")
-    assert "4242 4242 4242 4242" not in masked and "[card ****4242]" in masked
+    assert "4242 4242 4242 4242" not in masked
+    assert "[card ****4242]" in masked
     assert "1234567812345678" in masked
 
 

@@ -78,7 +78,8 @@ def test_a_reference_to_nothing_is_refused_before_running(
     assert main(["simulate", str(tmp_path / "s.json"), "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # not one line of a run
-    assert captured.err.startswith("error: bad scenario") and expected in captured.err
+    assert captured.err.startswith("error: bad scenario")
+    assert expected in captured.err
 
 
 def test_the_unchanged_scenario_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,8 @@ from dunning.cli.main import main
 def test_a_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--no-such-option"]) == 2
     err = capsys.readouterr().err
-    assert "No such option" in err and "configuration error" not in err
+    assert "No such option" in err
+    assert "configuration error" not in err
 
 
 def test_a_bad_scenario_is_a_usage_error_not_a_configuration_error(
@@ -27,7 +28,8 @@ def test_a_bad_scenario_is_a_usage_error_not_a_configuration_error(
     (tmp_path / "s.json").write_text('{"start": "2026-01-01T00:00:00Z", "days": 0}')
     assert main(["simulate", str(tmp_path / "s.json")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: bad scenario") and "configuration error" not in err
+    assert err.startswith("error: bad scenario")
+    assert "configuration error" not in err
     assert main(["simulate", str(tmp_path / "absent.json")]) == 2
     assert capsys.readouterr().err.startswith("error: cannot read scenario")
 
@@ -38,7 +40,8 @@ def test_a_bad_endpoint_url_is_a_usage_error(
     monkeypatch.setenv("DUNNING_DATABASE_URL", sqlite_url)
     assert main(["endpoints", "add", "ftp://example.com/x"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: endpoint URL must be http(s)") and "configuration" not in err
+    assert err.startswith("error: endpoint URL must be http(s)")
+    assert "configuration" not in err
     assert main(["endpoints", "add", "https://example.com/x", "--secret", "whsec_!!"]) == 2
     assert "base64" in capsys.readouterr().err
 
@@ -63,7 +66,8 @@ def test_policy_show_refuses_an_unknown_plan_or_interval(
 ) -> None:
     assert main(["policy", "show", *args]) == 2
     captured = capsys.readouterr()
-    assert expected in captured.err and captured.out == ""
+    assert expected in captured.err
+    assert captured.out == ""
 
 
 def test_policy_show_accepts_a_known_interval_without_a_section(
@@ -108,7 +112,8 @@ def test_dlq_purge_asks_for_yes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_preview_email_refuses_an_unknown_locale(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["preview-email", "payment_failed", "--locale", "xx"]) == 2
     captured = capsys.readouterr()
-    assert "unknown locale 'xx'" in captured.err and captured.out == ""
+    assert "unknown locale 'xx'" in captured.err
+    assert captured.out == ""
 
 
 def test_preview_email_warns_when_a_locale_has_no_templates(
@@ -123,7 +128,8 @@ def test_preview_email_warns_when_a_locale_has_no_templates(
 def test_preview_email_html_prints_only_html(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["preview-email", "payment_failed", "--format", "html"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
+    assert out.startswith("<!DOCTYPE html>")
+    assert out.rstrip().endswith("</html>")
     assert "Subject:" not in out
 
 
@@ -137,10 +143,10 @@ def test_check_fails_on_a_missing_policy_file(
     monkeypatch.setenv("DUNNING_POLICY_FILE", str(tmp_path / "absent.toml"))
     assert main(["check", "--json"]) == 1
     checks = json.loads(capsys.readouterr().out)
-    assert checks["database"]["ok"] and checks["migrations"]["ok"]
-    assert (
-        not checks["policy"]["ok"] and "cannot read the policy file" in checks["policy"]["detail"]
-    )
+    assert checks["database"]["ok"]
+    assert checks["migrations"]["ok"]
+    assert not checks["policy"]["ok"]
+    assert "cannot read the policy file" in checks["policy"]["detail"]
 
 
 def test_check_passes_with_the_default_policy(

@@ -141,7 +141,8 @@ def test_lookup_follows_pagination(gateway: StripeGateway, double: StripeDouble)
     for i in range(230):
         gateway.charge(req(key=f"k{i}"))
     found = gateway.lookup("oldest", customer_id="cus_1")
-    assert found is not None and found.decline == Decline("insufficient_funds", "51")
+    assert found is not None
+    assert found.decline == Decline("insufficient_funds", "51")
     gets = [s for s in double.seen if s.method == "GET"]
     assert [g.query.get("starting_after") for g in gets] == [
         None,
@@ -168,7 +169,8 @@ def test_bad_request_is_permanent_with_stripes_message(gateway: StripeGateway) -
     with pytest.raises(StripeError) as info:
         gateway.charge(req("pm_does_not_exist"))
     assert isinstance(info.value, PermanentError)
-    assert info.value.status == 400 and info.value.code == "resource_missing"
+    assert info.value.status == 400
+    assert info.value.code == "resource_missing"
     assert "No such PaymentMethod" in str(info.value)
 
 
@@ -193,14 +195,17 @@ def test_verify(gateway: StripeGateway, double: StripeDouble) -> None:
         ok=True
     )
     needs = gateway.verify("pm_card_authenticationRequired", customer_id="cus_1", currency="EUR")
-    assert needs.requires_action and not needs.ok
+    assert needs.requires_action
+    assert not needs.ok
     refused = gateway.verify(
         "pm_card_chargeDeclinedStolenCard", customer_id="cus_1", currency="EUR"
     )
     assert refused == VerifyResult(ok=False, decline=Decline("stolen_card", "43"))
     forms = [s.form for s in double.posts("/v1/setup_intents")]
-    assert forms[0]["usage"] == "off_session" and forms[0]["confirm"] == "true"
-    assert forms[0]["customer"] == "cus_1" and forms[0]["payment_method"] == "pm_card_visa"
+    assert forms[0]["usage"] == "off_session"
+    assert forms[0]["confirm"] == "true"
+    assert forms[0]["customer"] == "cus_1"
+    assert forms[0]["payment_method"] == "pm_card_visa"
     keys = {s.headers["idempotency-key"] for s in double.posts("/v1/setup_intents")}
     assert len(keys) == 3
 
@@ -222,7 +227,8 @@ def test_pay_invoice(gateway: StripeGateway, double: StripeDouble) -> None:
     result = gateway.pay_invoice(
         "in_1", payment_method="pm_card_visa", idempotency_key="in_1:att_1"
     )
-    assert result.succeeded and result.charge_id
+    assert result.succeeded
+    assert result.charge_id
     [seen] = double.posts("/v1/invoices/in_1/pay")
     assert seen.form == {"off_session": "true", "payment_method": "pm_card_visa"}
     assert seen.headers["idempotency-key"] == "in_1:att_1"

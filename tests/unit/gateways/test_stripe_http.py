@@ -39,7 +39,8 @@ def test_charge_decline_and_replay_over_http(live: StripeGateway, double: Stripe
     posts = double.posts("/v1/payment_intents")
     assert [p.replayed for p in posts] == [False, True, False]
     assert all(p.headers["content-type"] == "application/x-www-form-urlencoded" for p in posts)
-    assert posts[0].form["currency"] == "dkk" and posts[0].form["metadata[idempotency_key]"] == "a"
+    assert posts[0].form["currency"] == "dkk"
+    assert posts[0].form["metadata[idempotency_key]"] == "a"
 
 
 def test_timeout_then_lookup_over_http(live: StripeGateway, double: StripeDouble) -> None:

@@ -41,7 +41,8 @@ def assert_same(composed: OutgoingEmail, message: EmailMessage) -> None:
     assert parsed.get_content_type() == "multipart/alternative"
     for subtype in ("plain", "html"):
         ours, theirs = parsed.get_body((subtype,)), built.get_body((subtype,))
-        assert ours is not None and theirs is not None
+        assert ours is not None
+        assert theirs is not None
         # a base64 part keeps its own line ends, a quoted-printable one takes the wire's CRLF
         assert lines(ours.get_content()) == lines(theirs.get_content()), subtype
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
@@ -53,7 +54,8 @@ def test_a_plain_message_takes_the_fast_path_and_reads_back_the_same() -> None:
     assert composed.message is None  # composed without the email package
     assert composed.sender == "billing@acme.test"
     assert composed.recipients == ("ana@example.com", "books@example.com", "cfo@example.com")
-    assert b"\r\n" in composed.data and b"\n" not in composed.data.replace(b"\r\n", b"")
+    assert b"\r\n" in composed.data
+    assert b"\n" not in composed.data.replace(b"\r\n", b"")
     assert max(len(line) for line in composed.data.split(b"\r\n")) <= 78
     assert_same(composed, built)
 

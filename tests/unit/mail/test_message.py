@@ -33,7 +33,8 @@ def test_message_id_is_stable_per_dedup_key_and_uses_the_sender_domain() -> None
     a = message_id_for("payment_failed:inv_1", "Acme Billing <billing@Acme.TEST>")
     assert a == message_id_for("payment_failed:inv_1", "billing@acme.test")
     assert a != message_id_for("payment_failed:inv_2", "billing@acme.test")
-    assert a.startswith("<") and a.endswith("@acme.test>")
+    assert a.startswith("<")
+    assert a.endswith("@acme.test>")
     assert all(c in "0123456789abcdef" for c in a[1:].split("@")[0])
 
 
@@ -44,7 +45,8 @@ def test_message_is_multipart_alternative_text_then_html() -> None:
     assert parts == ["text/plain", "text/html"]
     text = m.get_body(("plain",))
     html = m.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     assert text.get_content() == "Tak, Søren!\n"
     assert "<p>Tak, Søren!</p>" in html.get_content()
 
@@ -63,7 +65,8 @@ def test_message_survives_a_round_trip_through_bytes() -> None:
     parsed = email.message_from_bytes(build().as_bytes(), policy=policy.default)
     assert parsed["Message-ID"] == "<abc123@acme.test>"
     body = parsed.get_body(("plain",))
-    assert body is not None and body.get_content() == "Tak, Søren!\n"
+    assert body is not None
+    assert body.get_content() == "Tak, Søren!\n"
 
 
 def test_no_cc_header_without_cc() -> None:

@@ -35,7 +35,8 @@ def test_preview_unknown_kind_exits_2_naming_the_kinds(capsys: pytest.CaptureFix
     assert main(["preview-email", "payment_faild"]) == 2
     err = capsys.readouterr().err
     assert "payment_faild" in err
-    assert "payment_failed" in err and "card_expiring" in err
+    assert "payment_failed" in err
+    assert "card_expiring" in err
 
 
 def test_preview_unknown_format_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,7 +109,8 @@ def test_brand_and_support_address_come_from_the_caller() -> None:
         brand_name="Other Brand",
         support_email="care@other.test",
     )
-    assert "Other Brand" in r.text and "care@other.test" in r.text
+    assert "Other Brand" in r.text
+    assert "care@other.test" in r.text
     assert "mailto:care@other.test" in r.html
     assert "Acme" not in r.html
 
@@ -173,7 +174,8 @@ def test_receipt_names_amount_card_and_invoice() -> None:
     r = render("payment_recovered")
     assert r.subject == "Payment received: €125.00 for Pro"
     for needle in ("Visa ending in 4242", "inv_1001", "March 5, 2025"):
-        assert needle in r.text and needle in r.html
+        assert needle in r.text
+        assert needle in r.html
 
 
 def test_failure_email_says_what_to_do_and_that_we_retry() -> None:

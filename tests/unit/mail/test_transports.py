@@ -69,7 +69,9 @@ def test_file_transport_overwrites_the_same_message_id(tmp_path: Path) -> None:
 
 def test_eml_name_is_safe_for_hostile_ids() -> None:
     name = eml_name("<../../etc/passwd@x y>")
-    assert "/" not in name and " " not in name and name.endswith(".eml")
+    assert "/" not in name
+    assert " " not in name
+    assert name.endswith(".eml")
     assert eml_name("<a@b>") == eml_name("<a@b>")
 
 

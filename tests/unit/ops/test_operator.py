@@ -61,13 +61,15 @@ def test_pause_holds_retries_and_steps_until_resume(book: Book, stopped: str) ->
     assert step_at is not None
     operator.apply(book.c, "pause", stopped, book.now, reason="disputed", by="li")
     inv = book.invoice_row(stopped)
-    assert inv["paused"] is True and inv["next_step_at"] is None
+    assert inv["paused"] is True
+    assert inv["next_step_at"] is None
     assert due_retries(book.c, book.now) == 0
 
     book.advance(timedelta(hours=1))
     operator.apply(book.c, "resume", stopped, book.now, reason="dispute settled", by="li")
     inv = book.invoice_row(stopped)
-    assert inv["paused"] is False and inv["next_step_at"] == step_at
+    assert inv["paused"] is False
+    assert inv["next_step_at"] == step_at
     assert due_retries(book.c, book.now) == 1
     kinds = [k for k, *_ in operator_rows(book, stopped)]
     assert kinds == ["operator_retry", "operator_pause", "operator_resume"]
@@ -76,7 +78,8 @@ def test_pause_holds_retries_and_steps_until_resume(book: Book, stopped: str) ->
 def test_mark_paid_settles_reactivates_and_is_audited(book: Book, stopped: str) -> None:
     operator.apply(book.c, "mark-paid", stopped, book.now, reason="paid by bank transfer", by="o")
     inv = book.invoice_row(stopped)
-    assert inv["status"] == "paid" and inv["paid_at"] == book.now
+    assert inv["status"] == "paid"
+    assert inv["paid_at"] == book.now
     assert book.row(subscriptions, "sub_a")["status"] == "active"
     settled = [
         r for r in book.rows(audit_log, audit_log.c.invoice_id == stopped)
@@ -114,7 +117,8 @@ def test_a_long_reason_is_kept_whole_in_the_message(book: Book, stopped: str) ->
     reason = "customer wrote in: " + "x" * 200
     operator.apply(book.c, "pause", stopped, book.now, reason=reason, by="o")
     (_, _, short, message), = operator_rows(book, stopped)  # fmt: skip
-    assert short == reason[:64] and message == reason
+    assert short == reason[:64]
+    assert message == reason
 
 
 def test_cli_action_exits_1_on_an_invalid_transition(
@@ -142,7 +146,8 @@ def test_invoice_show_json_has_the_whole_timeline(
     capsys.readouterr()
     assert main(["invoice", "show", stopped, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["invoice"]["status"] == "open" and shown["invoice"]["paused"] is True
+    assert shown["invoice"]["status"] == "open"
+    assert shown["invoice"]["paused"] is True
     assert shown["card"] == {
         "id": "pm_a",
         "brand": "visa",
@@ -152,7 +157,8 @@ def test_invoice_show_json_has_the_whole_timeline(
         "blocked_reason": None,
     }
     kinds = [e["kind"] for e in shown["timeline"]]
-    assert kinds[0] == "invoice_status" and kinds[-1] == "operator_pause"
+    assert kinds[0] == "invoice_status"
+    assert kinds[-1] == "operator_pause"
     assert "charge_attempt" in kinds
     assert shown["timeline"][-1]["actor"] == "ana"
     assert [a["status"] for a in shown["attempts"]] == ["declined"]
@@ -169,4 +175,6 @@ def test_invoice_show_table(
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["invoice", "show", stopped]) == 0
     out = capsys.readouterr().out
-    assert "Visa •••• 4242" in out and "charge attempt" in out and "insufficient_funds" in out
+    assert "Visa •••• 4242" in out
+    assert "charge attempt" in out
+    assert "insufficient_funds" in out

@@ -77,7 +77,8 @@ def test_emit_writes_one_row_per_endpoint_that_wants_the_event(book: Book) -> No
     ]
     by_type = {r["type"]: r for r in rows if r["endpoint_id"] == every}
     card_ids = {r["message_id"] for r in rows if r["type"] == "card.updated"}
-    assert len(card_ids) == 1 and str(card_ids.pop()).startswith("msg_")
+    assert len(card_ids) == 1
+    assert str(card_ids.pop()).startswith("msg_")
     assert by_type["invoice.recovered"]["payload"] == {
         "type": "invoice.recovered",
         "timestamp": book.now.isoformat(),
@@ -112,8 +113,10 @@ def test_pipeline_changes_emit_their_events(book: Book) -> None:
         "invoice.written_off",
     ]
     recovered = sent[2][1]
-    assert recovered["invoice_id"] == invoice and recovered["amount"] == 1500
-    assert recovered["currency"] == "EUR" and recovered["status"] == "paid"
+    assert recovered["invoice_id"] == invoice
+    assert recovered["amount"] == 1500
+    assert recovered["currency"] == "EUR"
+    assert recovered["status"] == "paid"
     assert sent[1][1]["previous_status"] == "suspended"
     assert sent[3][1]["status"] == "uncollectible"
     assert "sbx_" not in json.dumps([d for _, d in sent])  # no card token in any payload
@@ -166,9 +169,11 @@ def test_failures_back_off_then_fail_and_mark_the_endpoint_failing(
         "HTTP 500",
     )
     ep = book.row(webhook_endpoints, endpoint_id)
-    assert ep["status"] == "failing" and ep["failing_since"] == book.now
+    assert ep["status"] == "failing"
+    assert ep["failing_since"] == book.now
     ids = {r.headers["webhook-id"] for r in receiver.received}
-    assert len(receiver.received) == len(outbound_delivery.RETRY_DELAYS) + 1 and len(ids) == 1
+    assert len(receiver.received) == len(outbound_delivery.RETRY_DELAYS) + 1
+    assert len(ids) == 1
 
     # a failing endpoint still gets new events; one delivered makes it active again
     receiver.statuses = []
@@ -199,8 +204,9 @@ def test_producer_claims_due_events_once_per_lease(book: Book) -> None:
 
 
 def test_actor_and_producer_are_registered() -> None:
-    fn, queue, options = ACTORS["deliver_outbound"]
-    assert queue == "maintenance" and options["max_retries"] == 5
+    _, queue, options = ACTORS["deliver_outbound"]
+    assert queue == "maintenance"
+    assert options["max_retries"] == 5
     assert PRODUCERS["due_outbound"] == (due_outbound, "outbox_scan_interval_s")
 
 
@@ -220,7 +226,8 @@ def test_endpoints_cli_add_list_remove(
         main(["endpoints", "add", "https://m.example/h", "--events", "card.updated", "--json"]) == 0
     )
     added = json.loads(capsys.readouterr().out)
-    assert added["secret"].startswith("whsec_") and len(added["secret"]) > 30
+    assert added["secret"].startswith("whsec_")
+    assert len(added["secret"]) > 30
     assert main(["endpoints", "add", "https://m.example/h", "--events", "nope.event"]) == 2
     assert main(["endpoints", "add", "https://m.example/h", "--secret", "whsec_!!"]) == 2
     capsys.readouterr()

@@ -89,7 +89,8 @@ def test_counts_each_state_where_dramatiq_keeps_it(r: Redis) -> None:
     consumer.nack(taken)
     s = r.stats()["charges"]
     assert (s.ready, s.in_flight, s.dead) == (2, 0, 1)
-    assert r.stats()["emails"].ready == 0 and r.stats()["emails"].oldest_ready_age_s is None
+    assert r.stats()["emails"].ready == 0
+    assert r.stats()["emails"].oldest_ready_age_s is None
 
 
 def test_oldest_ready_age_is_read_from_the_head_message(r: Redis) -> None:
@@ -127,8 +128,10 @@ def test_a_failed_message_dies_and_requeue_makes_a_worker_process_it(r: Redis) -
     assert requeue_dead(r.client, QUEUES, ns=NS, now_ms=now_ms) == 0  # moved once
     revived = json.loads(r.client.hget(keys.queue_messages("charges", NS), letter.id) or b"{}")
     assert revived["message_timestamp"] == now_ms
-    assert "traceback" not in revived["options"] and "retries" not in revived["options"]
-    assert r.stats()["charges"].dead == 0 and r.stats()["charges"].ready == 1
+    assert "traceback" not in revived["options"]
+    assert "retries" not in revived["options"]
+    assert r.stats()["charges"].dead == 0
+    assert r.stats()["charges"].ready == 1
     r.run_worker()
     assert r.calls == ["fixed"]
     assert r.stats()["charges"].ready == 0

@@ -97,9 +97,14 @@ def test_the_same_answer_applied_twice_is_counted_once(pipeline: Pipeline) -> No
 def test_answers_are_counted_only_when_their_transaction_commits() -> None:
     engine = create_engine("sqlite://")
     before = snapshot()
-    with pytest.raises(RuntimeError), transaction(engine) as conn:
-        count_charges(conn, [("succeeded", None, 500, "USD"), ("declined", "soft", 500, "EUR")])
-        raise RuntimeError("rolled back")
+
+    def rolled_back() -> None:
+        with transaction(engine) as conn:
+            count_charges(conn, [("succeeded", None, 500, "USD"), ("declined", "soft", 500, "EUR")])
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        rolled_back()
     assert snapshot() == before
     with transaction(engine) as conn:
         count_charges(conn, [("succeeded", None, 500, "USD"), ("succeeded", None, 250, "USD")])

@@ -113,7 +113,8 @@ def test_cancellation_stops_retries_and_pending_emails(pipeline: Pipeline) -> No
     _fail(pipeline, Decline("insufficient_funds", "51"))
     lifecycle.cancel_subscription(pipeline.c, "sub_cus_1", pipeline.clock.now())
     inv = pipeline.row(invoices, "in_1")
-    assert inv["status"] == "void" and inv["next_attempt_at"] is None
+    assert inv["status"] == "void"
+    assert inv["next_attempt_at"] is None
     assert inv["next_step_at"] is None
     assert lifecycle.cancel_subscription(pipeline.c, "sub_cus_1", pipeline.clock.now()) is False
 
@@ -146,7 +147,9 @@ def test_token_purged_two_years_after_last_payment(pipeline: Pipeline) -> None:
     assert token_purge(pipeline.c, later) == 1
     pipeline.drain()
     card = pipeline.row(payment_methods, "pm_cus_1")
-    assert card["token"] is None and card["status"] == "purged" and card["last4"] == "4242"
+    assert card["token"] is None
+    assert card["status"] == "purged"
+    assert card["last4"] == "4242"
     assert "sbx_ok_1" in pipeline.gateway.deleted_tokens
     with pipeline.c.engine.connect() as conn:
         assert (

@@ -36,7 +36,9 @@ def test_transient_failure_waits_for_backoff_then_sends_once(pipeline: Pipeline)
     nid = _queue_one(pipeline)
     with pipeline.c.engine.connect() as conn:
         row = conn.execute(select(notifications).where(notifications.c.id == nid)).mappings().one()
-    assert row["status"] == "pending" and row["send_attempts"] == 1 and "421" in row["last_error"]
+    assert row["status"] == "pending"
+    assert row["send_attempts"] == 1
+    assert "421" in row["last_error"]
     assert pipeline.mail.sent == []
     retry_at = row["claimed_until"]
     timing = pipeline.c.settings.timing
@@ -75,7 +77,8 @@ def test_permanent_failure_is_recorded_and_not_retried(pipeline: Pipeline) -> No
     pipeline.drain()
     with pipeline.c.engine.connect() as conn:
         row = conn.execute(select(notifications)).mappings().one()
-    assert row["status"] == "failed" and "550" in row["last_error"]
+    assert row["status"] == "failed"
+    assert "550" in row["last_error"]
     pipeline.advance(timedelta(days=1))
     assert due_emails(pipeline.c, pipeline.clock.now()) == 0
 
@@ -111,7 +114,8 @@ def test_invoice_emails_copy_the_billing_addresses(pipeline: Pipeline) -> None:
         pipeline.clock.now(),
     )
     pipeline.drain()
-    assert pipeline.mail.sent and pipeline.mail.sent[0]["Cc"] == "books@example.com"
+    assert pipeline.mail.sent
+    assert pipeline.mail.sent[0]["Cc"] == "books@example.com"
 
 
 def test_customer_name_is_escaped_in_html(pipeline: Pipeline) -> None:
@@ -130,4 +134,5 @@ def test_customer_name_is_escaped_in_html(pipeline: Pipeline) -> None:
     )
     pipeline.drain()
     html = pipeline.mail.sent[0].get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html

@@ -135,7 +135,8 @@ def test_a_failing_batch_gives_back_the_rows_it_did_not_send(pipeline: Pipeline)
     state = leases(pipeline)
     assert state[ids[0]] is None  # sent and marked
     assert state[ids[1]] is not None  # in flight when it failed: kept until its lease ends
-    assert state[ids[2]] is None and state[ids[3]] is None  # given back
+    assert state[ids[2]] is None
+    assert state[ids[3]] is None
     retry = MemoryTransport()
     pipeline.c.transport = retry
     assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {
@@ -214,8 +215,10 @@ def test_a_failed_mark_keeps_that_row_leased_and_gives_back_the_rest(
     with pytest.raises(OperationalError):
         send_notifications(pipeline.c, ids, pipeline.clock.now())
     state = leases(pipeline)
-    assert state[ids[0]] is None and state[ids[1]] is not None
-    assert state[ids[2]] is None and state[ids[3]] is None
+    assert state[ids[0]] is None
+    assert state[ids[1]] is not None
+    assert state[ids[2]] is None
+    assert state[ids[3]] is None
     assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {
         ids[2]: "sent",
         ids[3]: "sent",
@@ -223,4 +226,5 @@ def test_a_failed_mark_keeps_that_row_leased_and_gives_back_the_rest(
     pipeline.advance(state[ids[1]] - pipeline.clock.now())  # the lease ends
     assert send_notifications(pipeline.c, ids, pipeline.clock.now()) == {ids[1]: "sent"}
     sent = [m["Message-ID"] for m in pipeline.mail.sent]
-    assert len(sent) == 5 and sent.count(sent[1]) == 2  # the one duplicate, same Message-ID
+    assert len(sent) == 5
+    assert sent.count(sent[1]) == 2

@@ -32,11 +32,13 @@ def test_first_failure_opens_dunning_and_schedules_a_retry(pipeline: Pipeline) -
     pipeline.add_customer()
     fail(pipeline)
     inv = pipeline.row(invoices, "in_1")
-    assert inv["status"] == "open" and inv["attempt_count"] == 1
+    assert inv["status"] == "open"
+    assert inv["attempt_count"] == 1
     assert inv["next_attempt_at"] > pipeline.clock.now()
     assert pipeline.row(invoices, "in_1")["first_failed_at"] == pipeline.clock.now()
     kinds = [m["Subject"] for m in pipeline.mail.sent]
-    assert len(kinds) == 1 and "did not go through" in kinds[0]
+    assert len(kinds) == 1
+    assert "did not go through" in kinds[0]
 
 
 def test_due_retry_charges_once_and_recovers(pipeline: Pipeline) -> None:
@@ -115,7 +117,8 @@ def test_timeout_without_charge_becomes_not_charged_and_is_retried_at_once(
     pipeline.drain()  # found not charged: the retry is enqueued at once, not at the next scan
     assert due_retries(pipeline.c, pipeline.clock.now()) == 0
     inv = pipeline.row(invoices, "in_1")
-    assert inv["status"] == "paid" and inv["attempt_count"] == 3
+    assert inv["status"] == "paid"
+    assert inv["attempt_count"] == 3
     with pipeline.c.engine.connect() as conn:
         kinds = list(
             conn.execute(
@@ -129,7 +132,8 @@ def test_hard_decline_stops_retries_and_asks_for_action(pipeline: Pipeline) -> N
     pipeline.add_customer()
     fail(pipeline, decline=Decline("stolen_card", "43"))
     inv = pipeline.row(invoices, "in_1")
-    assert inv["next_attempt_at"] is None and inv["stop_reason"]
+    assert inv["next_attempt_at"] is None
+    assert inv["stop_reason"]
     with pipeline.c.engine.connect() as conn:
         kinds = list(conn.execute(select(notifications.c.kind)).scalars())
     assert kinds == ["action_required"]

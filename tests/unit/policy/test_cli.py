@@ -44,7 +44,8 @@ def test_show_json_for_an_annual_plan_of_the_book(
     shown = json.loads(capsys.readouterr().out)
     assert shown["plan"] == "pro-annual"
     assert shown["policy"]["window"]["suspend_day"] == 28
-    assert shown["intervals"] == ["year"] and shown["warnings"] == []
+    assert shown["intervals"] == ["year"]
+    assert shown["warnings"] == []
 
 
 def test_show_reads_the_configured_policy_file(

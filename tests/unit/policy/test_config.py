@@ -34,7 +34,8 @@ def test_every_key_of_the_default_file_is_explained() -> None:
 
 def test_annual_plans_get_a_28_day_window_inside_visas_30_days() -> None:
     p = book().for_plan("pro-annual", "year")
-    assert p.suspend_day == 28 and p.suspend_day < p.visa_transaction_window_days
+    assert p.suspend_day == 28
+    assert p.suspend_day < p.visa_transaction_window_days
     assert p.retry_days == (1, 3, 5, 7, 14, 21)
     assert p.final_notice_day < p.suspend_day
     assert p.reminder_days == (4, 15)
@@ -145,7 +146,8 @@ def test_a_window_longer_than_visas_30_days_warns(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="dunning.policy.config"):
         b = book(overrides)
-    assert len(b.warnings) == 1 and b.warnings[0].startswith(key)
+    assert len(b.warnings) == 1
+    assert b.warnings[0].startswith(key)
     assert "need a new card or a new transaction" in b.warnings[0]
     assert key in caplog.text
 

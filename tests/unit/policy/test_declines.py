@@ -143,7 +143,7 @@ def test_stripe_hard_codes_never_retry_the_card(code: str) -> None:
     assert (c.verdict, c.reason) == (Verdict.never, "hard_decline")
 
 
-@pytest.mark.parametrize("code", STRIPE_NEW_DATA + ["authentication_required"])
+@pytest.mark.parametrize("code", [*STRIPE_NEW_DATA, "authentication_required"])
 def test_stripe_new_data_codes_wait_for_the_customer(code: str) -> None:
     c = classify(Decline(decline_code=code), "visa")
     assert (c.verdict, c.reason) == (Verdict.needs_new_card, "needs_new_card")
@@ -246,4 +246,5 @@ def test_every_classification_has_a_reason_and_a_sentence() -> None:
     samples = [None, Decline("lost_card"), Decline(network_advice_code="02"), Decline("x")]
     for decline in samples:
         c = classify(decline, "visa")
-        assert c.reason and c.message.endswith(".")
+        assert c.reason
+        assert c.message.endswith(".")

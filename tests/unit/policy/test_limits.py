@@ -172,7 +172,7 @@ def test_naive_times_are_refused() -> None:
 
 
 def test_window_earliest_needs_a_positive_limit() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one attempt"):
         window_earliest([], T0, D, 0)
 
 

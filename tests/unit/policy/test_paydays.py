@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -47,9 +48,12 @@ def test_rules_are_days_of_the_month_or_last() -> None:
 def test_pay_days_are_weekdays_found_on_both_sides(day: date, rules: list[int | str]) -> None:
     after = next_payday(day, rules)
     since = days_since_payday(day, rules)
-    assert after is not None and after >= day and after.weekday() < 5
+    assert after is not None
+    assert after >= day
+    assert after.weekday() < 5
     assert after - day <= timedelta(days=34)  # a month, and a weekend moved back
-    assert since is not None and 0 <= since <= 40
+    assert since is not None
+    assert 0 <= since <= 40
     assert (since == 0) == (after == day)
 
 
@@ -97,6 +101,6 @@ def test_moved_retries_stay_ordered_and_inside_the_window(
     slots = retry_slots(failed, zone_name, policy)
     end = window_end(failed, zone_name, policy)
     assert len(slots) == len(plain)
-    assert all(a <= b for a, b in zip(slots, slots[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(slots))
     assert all(p <= s < end for p, s in zip(plain, slots, strict=True))
     assert all(s - p <= timedelta(days=shift, hours=2) for p, s in zip(plain, slots, strict=True))

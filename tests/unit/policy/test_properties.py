@@ -189,9 +189,12 @@ def run(inv: dict[str, Any]) -> tuple[list[AttemptRecord], list[AttemptRecord], 
         d = next_retry(s, now, policy)
         assert next_retry(s, now, policy) == d, "the same inputs must give the same decision"
         if d.action == "stop":
-            assert d.reason in STOP_REASONS and d.message
+            assert d.reason in STOP_REASONS
+            assert d.message
             break
-        assert d.action == "retry" and d.at is not None and d.payment_method_id in networks
+        assert d.action == "retry"
+        assert d.at is not None
+        assert d.payment_method_id in networks
         assert d.at >= now
         if customer and d.at > now:
             share, outcome = customer.pop(0)  # the customer tries their card before the retry
@@ -290,7 +293,8 @@ QUIETS = [
 def test_no_email_time_in_quiet_hours(at: datetime, zone_name: str, quiet: tuple[str, str]) -> None:
     policy = replace(DEFAULT, quiet_start=quiet[0], quiet_end=quiet[1])
     sent = email_time(at, zone_name, policy)
-    assert sent.tzinfo is UTC and sent >= at
+    assert sent.tzinfo is UTC
+    assert sent >= at
     assert not _quiet(sent, zone_name, policy)
     assert sent - at <= timedelta(hours=25)
     if not _quiet(at, zone_name, policy):
@@ -307,7 +311,8 @@ def test_dunning_steps_are_ordered_and_emails_avoid_quiet_hours(
     steps = dunning_steps(first, zone_name, policy)
     assert [s.index for s in steps] == list(range(len(policy.reminder_days) + 2))
     assert [s.at for s in steps] == sorted(s.at for s in steps)
-    assert steps[-1].kind == "suspend" and steps[-1].at == window_end(first, zone_name, policy)
+    assert steps[-1].kind == "suspend"
+    assert steps[-1].at == window_end(first, zone_name, policy)
     assert all(s.at > first for s in steps)
     assert not any(_quiet(s.at, zone_name, policy) for s in steps if s.kind != "suspend")
 
@@ -423,11 +428,11 @@ def test_any_decision_stays_inside_the_window_and_after_now(
     d = next_retry(s, now, policy)
     assert d == next_retry(s, now, policy)
     if d.action == "stop":
-        assert d.at is None and d.reason in STOP_REASONS
+        assert d.at is None
+        assert d.reason in STOP_REASONS
         return
-    assert d.at is not None and now <= d.at < window_end(
-        s.first_failed_at, s.customer_timezone, policy
-    )
+    assert d.at is not None
+    assert now <= d.at < window_end(s.first_failed_at, s.customer_timezone, policy)
     latest = s.invoice_attempts[-1]
     if latest.status == "declined":
         assert d.at > latest.at

@@ -25,7 +25,8 @@ def test_first_retry_is_day_1_at_the_customers_morning() -> None:
     d = next_retry(state((attempt(T0),)), T0, POLICY)
     assert (d.action, d.reason, d.payment_method_id) == ("retry", "soft_decline", "pm_1")
     assert d.at == utc(2026, 1, 2, 8, 0)  # 09:00 in Copenhagen
-    assert d.decline_class == "visa_cat2" and d.message
+    assert d.decline_class == "visa_cat2"
+    assert d.message
 
 
 def test_the_schedule_runs_1_3_5_7_then_stops() -> None:
@@ -79,7 +80,8 @@ def test_a_hard_decline_moves_the_retries_to_a_backup_card() -> None:
     s = replace(s, backup_cards=(("pm_2", "mastercard"),))
     d = next_retry(s, T0, POLICY)
     assert (d.action, d.reason, d.payment_method_id) == ("retry", "backup_card", "pm_2")
-    assert d.at == utc(2026, 1, 2, 8, 0) and "pm_2" in d.message
+    assert d.at == utc(2026, 1, 2, 8, 0)
+    assert "pm_2" in d.message
 
 
 def test_the_backup_switch_can_be_turned_off() -> None:

@@ -47,11 +47,11 @@ def test_challenge_seal_round_trips_and_refuses_forgery_and_age() -> None:
     sealed = challenge.seal(SECRET, "link-a", CARD, remove_old=True, now=NOW)
 
     assert challenge.unseal(SECRET, "link-a", sealed, NOW + timedelta(minutes=5)) == (CARD, True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not valid"):
         challenge.unseal(SECRET, "link-b", sealed, NOW)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not valid"):
         challenge.unseal(SECRET, "link-a", "x" + sealed, NOW)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expired"):
         challenge.unseal(SECRET, "link-a", sealed, NOW + timedelta(minutes=16))
 
 

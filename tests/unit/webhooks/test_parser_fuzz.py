@@ -81,7 +81,8 @@ def answers(parse: Any, raw: Any) -> None:
         events = parse(raw)
     except MalformedEvent:
         return
-    assert isinstance(events, list) and events
+    assert isinstance(events, list)
+    assert events
     for event in events:
         assert event.occurred_at.tzinfo is not None
         assert len(event.event_id) <= 128

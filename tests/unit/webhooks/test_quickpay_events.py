@@ -97,7 +97,8 @@ def test_pending_operation_is_ignored_and_does_not_take_the_final_event_id() -> 
     final = payload("qp_pending.json")
     final["operations"][0].update(pending=False, qp_status_code="40000", aq_status_code="05")
     event = only(final)
-    assert isinstance(event, PaymentFailed) and event.event_id == "510006:1"
+    assert isinstance(event, PaymentFailed)
+    assert event.event_id == "510006:1"
 
 
 def test_newest_finished_operation_decides_and_pending_ones_are_skipped() -> None:
@@ -107,7 +108,8 @@ def test_newest_finished_operation_decides_and_pending_ones_are_skipped() -> Non
         op(3, "capture", None, pending=True),
     )
     event = only(raw)
-    assert isinstance(event, InvoicePaid) and event.event_id == "510002:2"
+    assert isinstance(event, InvoicePaid)
+    assert event.event_id == "510002:2"
 
 
 def test_operations_are_ordered_by_id_not_position() -> None:
@@ -133,14 +135,16 @@ def test_subscription_cancelled_is_a_card_detached() -> None:
     raw = payload("qp_subscription_authorized.json")
     raw["operations"].append(op(2, "cancel", "20000"))
     event = only(raw)
-    assert isinstance(event, CardDetached) and event.payment_method_ref == "88001"
+    assert isinstance(event, CardDetached)
+    assert event.payment_method_ref == "88001"
 
 
 def test_empty_variables_list_is_accepted() -> None:
     raw = payload("qp_recurring_rejected.json")
     raw["variables"] = []
     event = only(raw)
-    assert isinstance(event, PaymentFailed) and event.customer_ref is None
+    assert isinstance(event, PaymentFailed)
+    assert event.customer_ref is None
 
 
 def test_domain_test_vector_body_needs_a_currency_to_become_an_event() -> None:

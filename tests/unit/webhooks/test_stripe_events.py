@@ -47,7 +47,8 @@ def test_payment_failed_new_invoice_shape_finds_the_subscription_under_parent() 
     assert event.customer == CustomerInfo("cus_SdK2qZ3x8Yf1", "jenny@example.com", "Jenny Rosen")
     # Not expanded: no decline detail on the invoice itself, and none invented.
     assert event.decline == Decline()
-    assert event.attempt_key is None and event.card is None
+    assert event.attempt_key is None
+    assert event.card is None
 
 
 def test_payment_failed_old_invoice_shape_reads_top_level_subscription() -> None:
@@ -94,7 +95,8 @@ def test_invoice_paid_carries_our_key_from_metadata() -> None:
     raw = payload("stripe_invoice_paid.json")
     raw["data"]["object"]["metadata"] = {"idempotency_key": "inv_5:att_1"}
     event = parse_stripe(raw)[0]
-    assert isinstance(event, InvoicePaid) and event.attempt_key == "inv_5:att_1"
+    assert isinstance(event, InvoicePaid)
+    assert event.attempt_key == "inv_5:att_1"
 
 
 def test_action_required_defaults_to_authentication_required() -> None:
@@ -118,7 +120,8 @@ def test_payment_intent_failed_reads_last_payment_error() -> None:
     assert isinstance(event, PaymentFailed)
     assert event.attempt_key == "inv_77:att_2"
     assert event.decline == Decline(decline_code="expired_card", network_code="54")
-    assert event.card is not None and event.card.last4 == "9995"
+    assert event.card is not None
+    assert event.card.last4 == "9995"
 
 
 def test_subscription_updated_new_shape_period_end_on_items() -> None:
@@ -145,7 +148,8 @@ def test_subscription_with_a_metered_item_has_no_amount() -> None:
     raw = payload("stripe_customer_subscription_updated.json")
     raw["data"]["object"]["items"]["data"][0]["price"]["unit_amount"] = None
     event = parse_stripe(raw)[0]
-    assert isinstance(event, SubscriptionChanged) and event.amount is None
+    assert isinstance(event, SubscriptionChanged)
+    assert event.amount is None
 
 
 def test_card_automatically_updated() -> None:
@@ -187,7 +191,8 @@ def test_non_card_payment_method_attached_is_ignored() -> None:
 
 def test_unknown_type_is_ignored() -> None:
     event = only("stripe_customer_created.json")
-    assert isinstance(event, Ignored) and event.type == "customer.created"
+    assert isinstance(event, Ignored)
+    assert event.type == "customer.created"
 
 
 def test_envelope() -> None:

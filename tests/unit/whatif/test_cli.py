@@ -38,11 +38,13 @@ def test_json_compares_the_policies_and_says_its_seed(
             "--report", str(report)]  # fmt: skip
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["seed"] == 5 and out["invoices"] == out["replayed"] == 12
+    assert out["seed"] == 5
+    assert out["invoices"] == out["replayed"] == 12
     assert [p["name"] for p in out["policies"]] == ["default", "stripe-like"]
     assert out["policies"][1]["overrides"] == {"retry": {"days": [1, 2, 4, 6, 8, 10, 12, 13]}}
     first = out["policies"][0]
-    assert first["invoices"] == 12 and 0 <= first["recovery_rate"] <= 1
+    assert first["invoices"] == 12
+    assert 0 <= first["recovery_rate"] <= 1
     assert set(first["money"]) == {"DKK", "USD", "GBP"}
     assert out["against_first"][0]["policy"] == "stripe-like"
     root = ET.fromstring(report.read_text(encoding="utf-8").split("\n", 1)[1])

@@ -67,7 +67,8 @@ def test_more_tries_recover_more_and_use_more_of_the_network_limits() -> None:
     assert max(m for m, _ in stripe.peaks.values()) <= 21  # Visa: 20 reattempts
     # Hard and new-card declines never recover by retrying the same card.
     assert default.by_class["new_card"][1] == 0
-    assert default.invoices == 60 and sum(n for n, _ in default.by_class.values()) == 60
+    assert default.invoices == 60
+    assert sum(n for n, _ in default.by_class.values()) == 60
 
 
 def test_every_figure_adds_up() -> None:
@@ -80,13 +81,15 @@ def test_every_figure_adds_up() -> None:
     assert f.emails.get("payment_recovered", 0) == f.recovered
     assert f.emails.get("payment_failed", 0) + f.emails.get("action_required", 0) >= 60
     curve = f.recovered_by_day(30)
-    assert curve == sorted(curve) and curve[-1] == pytest.approx(f.rate)
+    assert curve == sorted(curve)
+    assert curve[-1] == pytest.approx(f.rate)
 
 
 def test_a_sample_stands_for_the_book() -> None:
     book = _book(120, False)
     sample = draw_sample(book.cases, 40, seed=5)
-    assert not sample.complete and 40 <= len(sample.cases) < 120
+    assert not sample.complete
+    assert 40 <= len(sample.cases) < 120
     assert sum(sample.weights.values()) == pytest.approx(120)
     assert {c.stratum for c in sample.cases} == {c.stratum for c in book.cases}
     assert draw_sample(book.cases, 40, seed=5).cases == sample.cases

@@ -17,7 +17,7 @@ from dunning.whatif.book import read_file, scenario, span
 from dunning.whatif.fit import Observation, fit
 from dunning.whatif.model import RetryContext, chance, draw
 from dunning.whatif.params import ModelParams, load_params, parse_params
-from dunning.whatif.replay import PolicySpec, Task, _oracle  # noqa: PLC2701
+from dunning.whatif.replay import PolicySpec, Task, _oracle
 from tests.unit.whatif import books
 
 PRIOR = load_params()
@@ -58,7 +58,8 @@ def test_retries_from_a_known_model_give_its_numbers_back() -> None:
     for cls, (predicted, observed) in result.predicted.items():
         assert predicted == pytest.approx(observed, rel=0.1), cls
     # No retry of a hard decline was seen: its chance stays the prior's 0.
-    assert p.classes["hard"].chance == 0.0 and ("class", "hard") not in result.support
+    assert p.classes["hard"].chance == 0.0
+    assert ("class", "hard") not in result.support
 
 
 def test_a_level_seen_rarely_stays_near_its_prior() -> None:
@@ -83,7 +84,8 @@ def test_the_command_fits_the_retries_in_the_database_and_writes_a_model(
     out = tmp_path / "fitted.toml"
     assert main(["whatif", "--fit", "--since", "3650", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "chance: insufficient funds" in printed and "retries" in printed
+    assert "chance: insufficient funds" in printed
+    assert "retries" in printed
     fitted = parse_params(tomllib.loads(out.read_text(encoding="utf-8")), str(out))
     assert fitted.classes["hard"].chance == 0.0
     assert 0 < fitted.classes["insufficient_funds"].chance <= 1
