@@ -20,10 +20,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.integration.conftest import (
+from tests.integration.conftest import (  # noqa: F401  fixtures and the report hook, reused
     FAST_TIMING,
     MAIL_FROM,
     MailSink,
+    broker_name,
+    broker_redis,
+    module_pg_url,
+    pg_engine,
+    pipeline,
+    pytest_runtest_makereport,
+    rabbit_prefix,
 )
 from tests.integration.rabbit import RABBIT_URL
 from tests.reliability.rabbit_node import RabbitNode
@@ -94,10 +101,10 @@ def smtp(smtp_server: SmtpServer) -> tuple[int, MailSink]:
 
 @pytest.fixture
 def pipeline_env(
-    module_pg_url: str,
+    module_pg_url: str,  # noqa: F811  (the imported fixture, requested by name)
     smtp_server: SmtpServer,
     tmp_path: Path,
-    broker_name: str,
+    broker_name: str,  # noqa: F811
     request: pytest.FixtureRequest,
 ) -> dict[str, str]:
     """The daemons' environment: the integration runs' short intervals, these leases, the

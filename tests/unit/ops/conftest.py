@@ -19,6 +19,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 under its TestClient; httpx still works.
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient  # noqa: F401  (re-exported for the tests)
 
 from config.settings import load_settings
 from dunning.bootstrap import Container, bootstrap
