@@ -21,6 +21,7 @@ from dunning.policy.config import PolicyBook
 from dunning.policy.schedule import STEP_FINAL_NOTICE, dunning_steps
 from dunning.store.tables import (
     invoices,
+    leader_leases,
     notifications,
     outbound_events,
     subscriptions,
@@ -62,6 +63,21 @@ class Backlog:
     lag_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Leader:
+    """Who holds the scheduler's lease, and until when (``active`` while it has not run out)."""
+
+    holder: str
+    expires_at: datetime
+    active: bool
+
+    def describe(self) -> str:
+        until = self.expires_at.isoformat(timespec="seconds")
+        if self.active:
+            return f"{self.holder} (lease until {until})"
+        return f"none: the lease of {self.holder} ran out at {until}"
+
+
 @dataclass
 class Funnel:
     at: datetime
@@ -72,6 +88,7 @@ class Funnel:
     outbox_oldest_pending_at: datetime | None
     outbound_failed: int
     refunds_due: Stage = field(default_factory=Stage)  # overpayments waiting for a refund
+    scheduler: Leader | None = None  # None: no scheduler has ever run on this database
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -197,7 +214,20 @@ def funnel(conn: Connection, book: PolicyBook, now: datetime) -> Funnel:
         outbox_oldest_pending_at=oldest,
         outbound_failed=int(failed),
         refunds_due=_refunds_due(conn),
+        scheduler=_scheduler(conn),
     )
+
+
+def _scheduler(conn: Connection) -> Leader | None:
+    """The scheduler's lease. Leases run on the real clock (the database's on PostgreSQL), not
+    on the pipeline's, so whether it is live is asked of the same clock."""
+    t = leader_leases.c
+    live = t.expires_at > (func.now() if conn.dialect.name == "postgresql" else datetime.now(UTC))
+    stmt = select(t.holder, t.expires_at, live).where(t.name == "scheduler")
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return Leader(holder=row[0], expires_at=row[1], active=bool(row[2]))
 
 
 def _refunds_due(conn: Connection) -> Stage:

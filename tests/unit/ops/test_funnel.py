@@ -12,6 +12,7 @@ from dunning.cli.main import main
 from dunning.ops.funnel import funnel
 from dunning.policy.schedule import STEP_FINAL_NOTICE, dunning_steps
 from dunning.store.tables import invoices, notifications, subscriptions
+from schedules.leader import take_lease
 from tests.unit.ops.conftest import START, Book
 
 
@@ -112,3 +113,27 @@ def test_status_table_names_the_stages(
     out = capsys.readouterr().out
     for label in ("past due", "waiting for card", "recovered 30d", "€18.00", "$20.00"):
         assert label in out
+
+
+def test_status_names_the_scheduler_leader_and_a_lease_that_ran_out(
+    any_book: Book, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DUNNING_DATABASE_URL", any_book.url)
+    with any_book.c.engine.connect() as conn:
+        assert funnel(conn, any_book.c.policy, any_book.now).scheduler is None
+    with any_book.c.engine.begin() as conn:
+        assert take_lease(conn, "scheduler", "host-a:41:1f2e", timedelta(seconds=30))
+    with any_book.c.engine.connect() as conn:
+        leader = funnel(conn, any_book.c.policy, any_book.now).scheduler
+    assert leader is not None
+    assert (leader.holder, leader.active) == ("host-a:41:1f2e", True)
+    assert main(["status", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scheduler"]["holder"] == "host-a:41:1f2e"
+    assert out["scheduler"]["active"] is True
+
+    with any_book.c.engine.begin() as conn:  # the holder renews with a lease already over
+        assert take_lease(conn, "scheduler", "host-a:41:1f2e", timedelta(seconds=-1))
+    assert main(["status"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "scheduler leader: none: the lease of host-a:41:1f2e ran out at" in shown
