@@ -151,3 +151,24 @@ def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
     users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users
     assert users[-1] not in ("root", "0")
+
+
+def test_the_rabbitmq_variant_overrides_every_dunning_service_onto_amqp() -> None:
+    base = compose()["services"]
+    variant = yaml.safe_load((ROOT / "docker-compose.rabbitmq.yml").read_text())
+    services = variant["services"]
+    ours = {name for name, service in base.items() if "build" in service}
+    assert ours == {"migrate", "worker", "scheduler", "web"}
+    assert ours < set(services), "a dunning service left on the Redis broker"
+    for name in ours:
+        url = services[name]["environment"]["DUNNING_BROKER_URL"]
+        assert url.startswith("amqp://"), name
+        assert "@rabbitmq:5672/" in url, name
+    for name in ours - {"migrate"}:
+        assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy", name
+    assert "rabbitmq-data" in variant["volumes"]
+    used = set(
+        re.findall(r"\b(DUNNING_[A-Z0-9_]+)", (ROOT / "docker-compose.rabbitmq.yml").read_text())
+    )
+    assert used <= setting_names()
+    assert "docker-compose.rabbitmq.yml" in (ROOT / "docs/operations.md").read_text()
