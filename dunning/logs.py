@@ -47,8 +47,21 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
         if record.exc_info:
-            out["exception"] = mask_pans(self.formatException(record.exc_info))
-        return json.dumps(out, default=str)
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        # Every value, not only the message: a card number may sit in an ``extra`` field or a
+        # traceback (the filter has masked the message already).
+        return json.dumps({k: _masked(v) for k, v in out.items()}, default=str)
+
+
+def _masked(value: Any) -> Any:
+    """``value`` itself, or its text with the card numbers masked when it holds one."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    masked = mask_pans(text)
+    return value if masked == text else masked
 
 
 class TextFormatter(logging.Formatter):
@@ -68,10 +81,11 @@ class TextFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_")
         )
         shown = [f"{k}={v}" for k, v in fields.items() if v is not None and str(v) not in message]
-        if not shown:
-            return line
-        head, sep, rest = line.partition("\n")  # a traceback stays below the line
-        return f"{head} [{' '.join(shown)}]{sep}{rest}"
+        if shown:
+            head, sep, rest = line.partition("\n")  # a traceback stays below the line
+            line = f"{head} [{' '.join(shown)}]{sep}{rest}"
+        # The whole line: the traceback and the extra fields as well as the message.
+        return mask_pans(line)
 
 
 # APScheduler says "Running job …" and "… executed successfully" at INFO for every producer run,

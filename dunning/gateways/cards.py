@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
-PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# What may stand between the digits of a written card number, up to three in a row: spaces of
+# any width (no-break, thin, figure spaces), dashes, dots, slashes and underscores ("4242  4242",
+# "4242.4242", "4242 - 4242", "4242\u00a04242"). Not tabs or line ends, which part columns and
+# lines of numbers.
+_SEPARATOR = r"[^\S\t\n\r\f\v]|[-\u2010-\u2015./_]"
+_RUN = re.compile(rf"(?<!\d)\d+(?:(?:{_SEPARATOR}){{1,3}}\d+)*")
+_DIGITS = re.compile(r"\d+")
+# A card number printed as a float in exponent form: 4.242424242424242e+15.
+_FLOAT = re.compile(r"(?<![\d.])\d\.(\d{5,18})[eE]\+?(\d{2})(?![\d.])")
+# Text that may hold a card number: 13 or more digits with at most three separators between
+# any two. A quick screen; :func:`mask_pans` decides.
+PAN_CANDIDATE = re.compile(rf"(?<!\d)(?:\d(?:{_SEPARATOR}){{0,3}}){{12,}}\d|{_FLOAT.pattern}")
 
 
 def luhn_ok(number: str) -> bool:
@@ -33,15 +45,56 @@ def network_of(number: str) -> str:
     return "unknown"
 
 
+def _card_groups(groups: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """The stretches of consecutive digit groups (first, last index) that read as one
+    Luhn-valid 13-19 digit number; overlapping stretches are merged into one."""
+    found: list[tuple[int, int]] = []
+    for first in range(len(groups)):
+        digits = ""
+        for last in range(first, len(groups)):
+            digits += groups[last].group(0)
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and luhn_ok(digits):
+                if found and first <= found[-1][1]:
+                    found[-1] = (found[-1][0], max(found[-1][1], last))
+                else:
+                    found.append((first, last))
+    return found
+
+
+def pan_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds a card number: (start, end) of each Luhn-valid 13-19 digit number,
+    its digits written together or apart (see ``_SEPARATOR``), or as a float in exponent form.
+    A digit group longer than 19 digits (an id, a digest) is never part of one."""
+    spans: list[tuple[int, int]] = []
+    for run in _RUN.finditer(text):
+        groups = list(_DIGITS.finditer(text, run.start(), run.end()))
+        spans += [(groups[a].start(), groups[b].end()) for a, b in _card_groups(groups)]
+    for match in _FLOAT.finditer(text):
+        fraction, exponent = match.group(1), int(match.group(2))
+        if len(fraction) <= exponent and luhn_ok(_float_digits(match.group(0))):
+            spans.append((match.start(), match.end()))
+    return sorted(spans)
+
+
+def _float_digits(text: str) -> str:
+    return str(int(Decimal(text)))
+
+
 def mask_pans(text: str) -> str:
-    """Replace every Luhn-valid 13-19 digit run with its last four digits."""
-
-    def _mask(match: re.Match[str]) -> str:
-        raw = match.group(0)
-        digits = re.sub(r"\D", "", raw)
-        return "[card ****" + digits[-4:] + "]" if luhn_ok(digits) else raw
-
-    return PAN_CANDIDATE.sub(_mask, text)
+    """Replace every card number (see :func:`pan_spans`) with its last four digits."""
+    if not PAN_CANDIDATE.search(text):
+        return text
+    out, at = [], 0
+    for start, end in pan_spans(text):
+        if start < at:
+            continue
+        raw = text[start:end]
+        digits = _float_digits(raw) if "e" in raw.lower() else re.sub(r"\D", "", raw)
+        out += [text[at:start], "[card ****", digits[-4:], "]"]
+        at = end
+    return "".join(out) + text[at:]
 
 
 # Keys under which a card security code travels (``cvc``, ``card_cvv``, ``Security-Code``...);
@@ -81,8 +134,9 @@ def scrub_card_data(value: Any) -> Any:
         item = holder[at]
         if isinstance(item, str):
             holder[at] = _mask_text(item)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            digits = str(item)  # a card number sent as a JSON number
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            # a card number sent as a JSON number, integer or float (4242424242424242.0)
+            digits = str(int(item)) if isinstance(item, int) or item.is_integer() else ""
             masked = _mask_text(digits)
             if masked != digits:
                 holder[at] = masked

@@ -17,7 +17,7 @@ from email.message import EmailMessage, Message
 import redis
 from sqlalchemy import JSON, Engine, MetaData, String, select
 
-from dunning.gateways.cards import PAN_CANDIDATE, luhn_ok
+from dunning.gateways.cards import pan_spans
 
 # A number this close to now, read as Unix time in ms, µs or ns, is a timestamp (dramatiq
 # stamps each message in ms, a 13-digit number that is Luhn-valid one time in ten). No card
@@ -34,8 +34,8 @@ def _is_timestamp(digits: str) -> bool:
 
 
 def card_numbers_in(text: str) -> list[str]:
-    """Every Luhn-valid 13-19 digit number standing as a word of its own in ``text`` (spaces
-    or dashes allowed between digits), each with the text around it.
+    """Every Luhn-valid 13-19 digit number standing as a word of its own in ``text`` (written
+    in any way the log mask knows), each with the text around it.
 
     Left out: Unix timestamps of this decade, and digit runs glued to a letter or digit, which
     are pieces of longer tokens (hex digests in Message-IDs and charge ids, UUIDs). Random hex
@@ -43,13 +43,13 @@ def card_numbers_in(text: str) -> list[str]:
     searched for exactly, wherever they stand, by the test itself.
     """
     found = []
-    for match in PAN_CANDIDATE.finditer(text):
-        glued = text[match.start() - 1 : match.start()] + text[match.end() : match.end() + 1]
+    for start, end in pan_spans(text):
+        glued = text[start - 1 : start] + text[end : end + 1]
         if any(ch.isalnum() for ch in glued):
             continue
-        digits = re.sub(r"\D", "", match.group(0))
-        if luhn_ok(digits) and not _is_timestamp(digits):
-            found.append(text[max(match.start() - 60, 0) : match.end() + 20])
+        digits = re.sub(r"\D", "", text[start:end])
+        if not _is_timestamp(digits):
+            found.append(text[max(start - 60, 0) : end + 20])
     return found
 
 
