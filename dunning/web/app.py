@@ -7,6 +7,7 @@ from starlette.applications import Starlette
 from dunning.bootstrap import Container
 from dunning.web import health, update_page, webhooks
 from dunning.web.ops import ops_routes
+from dunning.web.ops_api import api_routes
 from dunning.web.ratelimit import AttemptLimits
 
 
@@ -22,6 +23,7 @@ def create_app(container: Container, *, limits: AttemptLimits | None = None) -> 
             *update_page.routes(container, limits or AttemptLimits()),
             *health.routes(container),
             *ops_routes(container),
+            *api_routes(container),
         ]
     )
     app.state.container = container

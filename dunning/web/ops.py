@@ -1,21 +1,13 @@
 """The operators' routes: ``/ops`` (HTTP Basic) and the pipeline gauges behind ``/metrics``.
 
 ``/ops`` shows the queues, the funnel, recent failures and the dead letters, each with a
-requeue button. The button POSTs a double-submit CSRF token: a cookie scoped to ``/ops`` and
-the same value in the form, MACed with a key derived from the ops password. A browser sends
-Basic credentials to any site that asks, so a forged cross-site form must not be enough.
+requeue button that POSTs a CSRF token (:mod:`dunning.web.ops_auth`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
-import secrets
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,12 +22,18 @@ from dunning.ops.brokers import BrokerUnavailable, reading
 from dunning.ops.failures import recent_failures
 from dunning.ops.funnel import funnel, stage_rows
 from dunning.ops.present import count, duration
+from dunning.web.ops_auth import (
+    authorized,
+    challenge,
+    csrf_ok,
+    csrf_refused,
+    new_csrf,
+    set_csrf_cookie,
+)
 from dunning.web.render import page
 
 log = logging.getLogger(__name__)
 
-REALM = 'Basic realm="dunning ops", charset="UTF-8"'
-CSRF_COOKIE = "dunning_ops_csrf"
 RECENT = 20
 RABBITMQ_NOTE = (
     "RabbitMQ: messages workers hold (in flight) are not visible over AMQP; its management "
@@ -46,54 +44,6 @@ RABBITMQ_NOTE = (
 def refresh_gauges(container: Container) -> None:
     """Update the queue-depth, funnel and lag gauges before ``/metrics`` is rendered."""
     gauges.refresh(container, QUEUES, container.clock.now())
-
-
-# -- authentication and CSRF -------------------------------------------------------------------
-
-
-def _authorized(c: Container, header: str | None) -> bool:
-    scheme, _, encoded = (header or "").partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return False
-    try:
-        user, sep, password = base64.b64decode(encoded, validate=True).partition(b":")
-    except (binascii.Error, ValueError):
-        return False
-    ops = c.settings.ops
-    # Both compared, always: the time taken says nothing about which one was wrong.
-    user_ok = hmac.compare_digest(user, ops.username.encode())
-    password_ok = hmac.compare_digest(password, ops.password.get_secret_value().encode())
-    return bool(sep) and user_ok and password_ok
-
-
-def _csrf_key(c: Container) -> bytes:
-    secret = c.settings.ops.password.get_secret_value().encode()
-    return hashlib.sha256(b"dunning-ops-csrf:" + secret).digest()
-
-
-def _new_csrf(c: Container) -> str:
-    nonce = secrets.token_urlsafe(16)
-    return f"{nonce}.{hmac.new(_csrf_key(c), nonce.encode(), hashlib.sha256).hexdigest()}"
-
-
-def _csrf_ok(c: Container, request: Request, field: str | None) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not cookie or not field or len(field) > 200:
-        return False
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
-        return False
-    if not hmac.compare_digest(cookie.encode(), field.encode()):
-        return False
-    nonce, _, mac = field.partition(".")
-    expected = hmac.new(_csrf_key(c), nonce.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(mac.encode(), expected.encode())
-
-
-def _challenge() -> Response:
-    return Response(
-        "authentication required\n", status_code=401, headers={"WWW-Authenticate": REALM}
-    )
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -158,28 +108,21 @@ def ops_routes(container: Container) -> list[Any]:
     c = container
 
     async def ops_page(request: Request) -> Response:
-        if not _authorized(c, request.headers.get("authorization")):
-            return _challenge()
+        if not authorized(c, request.headers.get("authorization")):
+            return challenge()
         view = await run_in_threadpool(_view, c)
-        token = _new_csrf(c)
+        token = new_csrf(c)
         response = page("ops.html", csrf=token, **view)
-        response.set_cookie(
-            CSRF_COOKIE,
-            token,
-            path="/ops",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        set_csrf_cookie(response, request, token)
         return response
 
     async def requeue(request: Request) -> Response:
-        if not _authorized(c, request.headers.get("authorization")):
-            return _challenge()
+        if not authorized(c, request.headers.get("authorization")):
+            return challenge()
         form = await request.form()
         field = form.get("csrf")
-        if not _csrf_ok(c, request, field if isinstance(field, str) else None):
-            return Response("CSRF check failed; reload /ops and try again\n", status_code=403)
+        if not csrf_ok(c, request, field if isinstance(field, str) else None):
+            return csrf_refused()
         queue, message = form.get("queue"), form.get("id")
         if not isinstance(queue, str) or queue not in QUEUES or not isinstance(message, str):
             return Response("unknown queue or message\n", status_code=400)
