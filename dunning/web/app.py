@@ -8,6 +8,7 @@ from dunning.bootstrap import Container
 from dunning.web import health, update_page, webhooks
 from dunning.web.ops import ops_routes
 from dunning.web.ops_api import api_routes
+from dunning.web.ops_invoice import invoice_routes
 from dunning.web.ratelimit import AttemptLimits
 
 
@@ -24,6 +25,7 @@ def create_app(container: Container, *, limits: AttemptLimits | None = None) -> 
             *health.routes(container),
             *ops_routes(container),
             *api_routes(container),
+            *invoice_routes(container),
         ]
     )
     app.state.container = container
