@@ -13,10 +13,11 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -149,3 +150,43 @@ def verify_link_token(secret: SecretStr | bytes | str, token: str, *, now: datet
 def update_url(base_url: str, token: str) -> str:
     """The page a link opens: ``{base}/update/{token}``."""
     return f"{base_url.rstrip('/')}/update/{token}"
+
+
+def fingerprint(token: str) -> str:
+    """What logs and stored rows may show of a token: the first 8 hex digits of its SHA-256."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def link_ref(purpose: LinkPurpose | str, generation: int, expires_at: datetime) -> dict[str, Any]:
+    """What an email row stores to rebuild its link at sending: not the link, which is a bearer
+    credential. With the customer's id and the secret, :func:`url_from_ref` makes it again."""
+    expires_s = int(_aware(expires_at, "expires_at").timestamp())
+    return {"purpose": str(LinkPurpose(purpose)), "generation": generation, "expires_at": expires_s}
+
+
+def url_from_ref(
+    secret: SecretStr | bytes | str, base_url: str, customer_id: str, ref: Mapping[str, Any]
+) -> str:
+    """The link :func:`link_ref` describes, the very token it was decided with."""
+    token = make_link_token(
+        secret,
+        customer_id=customer_id,
+        purpose=ref["purpose"],
+        generation=int(ref["generation"]),
+        expires_at=datetime.fromtimestamp(int(ref["expires_at"]), UTC),
+    )
+    return update_url(base_url, token)
+
+
+# A token anywhere (payload, a dot, the 43-character MAC) and whatever follows /update/ in a
+# path, bogus or not: both are replaced in every log line by the token's fingerprint.
+_TOKEN_TEXT = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+_UPDATE_PATH = re.compile(r"(/update/)(?!\[link )([^/?#\s\"'<>]+)")
+
+
+def hide_tokens(text: str) -> str:
+    """``text`` with every card-update token replaced by ``[link <fingerprint>]``."""
+    if "." not in text and "/update/" not in text:
+        return text
+    text = _UPDATE_PATH.sub(lambda m: f"{m.group(1)}[link {fingerprint(m.group(2))}]", text)
+    return _TOKEN_TEXT.sub(lambda m: f"[link {fingerprint(m.group(0))}]", text)

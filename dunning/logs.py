@@ -11,6 +11,7 @@ from typing import Any
 
 from config.settings import LogFormat, Settings
 from dunning.gateways.cards import mask_pans
+from dunning.links import hide_tokens
 
 # Attributes a LogRecord always has; anything else was passed in ``extra`` and is kept.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -23,12 +24,20 @@ context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 )
 
 
+def scrub(text: str) -> str:
+    """``text`` as a log line may show it: card numbers masked to their last four digits,
+    card-update tokens (bearer credentials, in the access log's paths too) replaced by their
+    fingerprints."""
+    return hide_tokens(mask_pans(text))
+
+
 class MaskCardNumbers(logging.Filter):
-    """Replace every Luhn-valid 13-19 digit number in a record with its last four digits."""
+    """Replace every Luhn-valid 13-19 digit number in a record with its last four digits, and
+    every card-update token with its fingerprint."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = mask_pans(message)
+        masked = scrub(message)
         if masked != message:
             record.msg, record.args = masked, None
         return True
@@ -60,7 +69,7 @@ def _masked(value: Any) -> Any:
     if value is None or isinstance(value, bool):
         return value
     text = value if isinstance(value, str) else str(value)
-    masked = mask_pans(text)
+    masked = scrub(text)
     return value if masked == text else masked
 
 
@@ -85,7 +94,7 @@ class TextFormatter(logging.Formatter):
             head, sep, rest = line.partition("\n")  # a traceback stays below the line
             line = f"{head} [{' '.join(shown)}]{sep}{rest}"
         # The whole line: the traceback and the extra fields as well as the message.
-        return mask_pans(line)
+        return scrub(line)
 
 
 # APScheduler says "Running job …" and "… executed successfully" at INFO for every producer run,

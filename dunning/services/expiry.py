@@ -101,7 +101,7 @@ def queue_expiry_reminders(c: Pipeline, now: datetime) -> int:
                     amount=row["amount"],
                     currency=row["currency"],
                     card=row,
-                    update_url=notify.link_for(c, cust, "update_card", now),
+                    update_link=notify.link_for(c, cust, "update_card", now),
                     expires_on=last_day.isoformat(),
                 )
                 requests.append(

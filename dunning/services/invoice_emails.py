@@ -57,7 +57,7 @@ def _request(
         amount=case.invoice["amount"],
         currency=case.invoice["currency"],
         card=case.card,
-        update_url=link,
+        update_link=link,
         next_attempt_at=retry,
         suspend_at=suspend_at,
         paid_at=paid_at,

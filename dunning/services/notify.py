@@ -1,8 +1,9 @@
 """Queue customer emails in the outbox: one row per dedup key, claimed before sending.
 
-The row holds the template context, so the email says what was true when it was decided. The
-``Message-ID`` is derived from the dedup key: a copy sent in SMTP's crash window carries the
-same one.
+The row holds the template context, so the email says what was true when it was decided; of a
+card-update link it holds what rebuilds it (:func:`dunning.links.link_ref`), never the link, a
+bearer credential. The ``Message-ID`` is derived from the dedup key: a copy sent in SMTP's
+crash window carries the same one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from dunning.links import make_link_token, update_url
+from dunning.links import link_ref, url_from_ref
 from dunning.mail.message import message_id_for
 from dunning.policy.timing import email_time
 from dunning.ports import Pipeline
@@ -61,16 +62,18 @@ def card_view(row: Mapping[Any, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def link_for(c: Pipeline, customer: Mapping[Any, Any], purpose: str, now: datetime) -> str:
-    """A signed card-update link bound to the customer and their current card generation."""
-    token = make_link_token(
-        c.settings.link_secret,
-        customer_id=customer["id"],
-        purpose=purpose,
-        generation=int(customer["card_generation"]),
-        expires_at=now + timedelta(seconds=c.settings.link_ttl_s),
-    )
-    return update_url(c.settings.public_base_url, token)
+def link_for(
+    c: Pipeline, customer: Mapping[Any, Any], purpose: str, now: datetime
+) -> dict[str, Any]:
+    """What rebuilds a signed card-update link bound to the customer and their current card
+    generation (:func:`dunning.links.link_ref`)."""
+    expires_at = now + timedelta(seconds=c.settings.link_ttl_s)
+    return link_ref(purpose, int(customer["card_generation"]), expires_at)
+
+
+def link_url(c: Pipeline, customer_id: str, ref: Mapping[str, Any]) -> str:
+    """The link ``ref`` describes, under this deployment's public URL."""
+    return url_from_ref(c.settings.link_secret, c.settings.public_base_url, customer_id, ref)
 
 
 def context(
@@ -81,7 +84,7 @@ def context(
     currency: str = "",
     card: Mapping[Any, Any] | None = None,
     new_card: Mapping[Any, Any] | None = None,
-    update_url: str | None = None,
+    update_link: Mapping[str, Any] | None = None,
     next_attempt_at: datetime | None = None,
     suspend_at: datetime | None = None,
     paid_at: datetime | None = None,
@@ -97,13 +100,25 @@ def context(
         "currency": currency,
         "card": card_view(card),
         "new_card": card_view(new_card),
-        "update_url": update_url,
+        # The link is made again when the email is rendered (see ``rendering_context``).
+        "update_url": None,
+        "update_link": dict(update_link) if update_link else None,
         "next_attempt_at": next_attempt_at.isoformat() if next_attempt_at else None,
         "suspend_at": suspend_at.isoformat() if suspend_at else None,
         "paid_at": paid_at.isoformat() if paid_at else None,
         "invoice_id": invoice_id,
         "expires_on": expires_on,
     }
+
+
+def rendering_context(c: Pipeline, customer_id: str, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored context with its card-update link made again from ``update_link``. (Rows
+    written before links were stored so may hold ``update_url`` itself.)"""
+    out = dict(stored)
+    ref = out.pop("update_link", None)
+    if ref:
+        out["update_url"] = link_url(c, customer_id, ref)
+    return out
 
 
 def queue_emails(

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from config.settings import DEFAULT_SECRET, Settings, load_settings
 from dunning.bootstrap import bootstrap
-from dunning.services.notify import link_for
+from dunning.services.notify import link_for, link_url
 from dunning.simulate.demo_run import DATABASE, EXAMPLES, OUTBOX
 from dunning.simulate.words import money
 from dunning.store.tables import customers, invoices, subscriptions
@@ -60,7 +60,8 @@ def _open_invoice(workdir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None
             )
             if row is None:
                 return None
-            link = link_for(c, row, "update_card", datetime.now(UTC))
+            ref = link_for(c, row, "update_card", datetime.now(UTC))
+            link = link_url(c, row["id"], ref)
         return dict(row), {"link": link, "ttl_h": settings.link_ttl_s / 3600}
     finally:
         c.close()

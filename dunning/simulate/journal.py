@@ -7,7 +7,7 @@ pipeline wrote them (causal order at equal instants).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,8 +49,11 @@ def iso(value: Any) -> Any:
     return value
 
 
-def to_line(row: Mapping[Any, Any]) -> dict[str, Any] | None:
-    """One audit row as an output line, or ``None`` for rows the format does not show."""
+def to_line(
+    row: Mapping[Any, Any], link_url: Callable[[str, Mapping[str, Any]], str] | None = None
+) -> dict[str, Any] | None:
+    """One audit row as an output line, or ``None`` for rows the format does not show. An
+    email's link is stored as what rebuilds it; ``link_url(customer_id, ref)`` shows it."""
     kind = row["kind"]
     fields = FIELDS.get(kind)
     if fields is None:
@@ -69,13 +72,17 @@ def to_line(row: Mapping[Any, Any]) -> dict[str, Any] | None:
         line[name] = iso(value) if name == "due" else value
     if kind == "email":
         line["cc"] = list(line["cc"] or [])
+        if isinstance(line["link"], Mapping) and link_url is not None:
+            line["link"] = link_url(row["customer_id"], line["link"])
     return line
 
 
-def lines(engine: Engine) -> Iterator[dict[str, Any]]:
+def lines(
+    engine: Engine, link_url: Callable[[str, Mapping[str, Any]], str] | None = None
+) -> Iterator[dict[str, Any]]:
     with engine.connect() as conn:
         for row in conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings():
-            line = to_line(row)
+            line = to_line(row, link_url)
             if line is not None:
                 yield line
 

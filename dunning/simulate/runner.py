@@ -30,6 +30,7 @@ from dunning.policy.config import PolicyBook
 from dunning.policy_file import load_policy_book
 from dunning.services import cards, lifecycle
 from dunning.services.failures import FailedCharge, record_failure
+from dunning.services.notify import link_url
 from dunning.simulate import journal
 from dunning.simulate.book import load_book
 from dunning.simulate.due import due_producers, next_due
@@ -167,7 +168,8 @@ def run(
 def output(sim: Simulation, scenario: Scenario) -> list[dict[str, Any]]:
     """The simulation's output lines, in time order, the summary last."""
     end = scenario.start + timedelta(days=scenario.days)
-    out = list(journal.lines(sim.container.engine))
+    c = sim.container
+    out = list(journal.lines(c.engine, lambda customer, ref: link_url(c, customer, ref)))
     emails = Counter(line["template"] for line in out if line["kind"] == "email")
     # An attempt whose answer was lost has a second line once it is settled: count it once.
     attempts = len(

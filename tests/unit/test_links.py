@@ -13,8 +13,12 @@ from dunning.links import (
     LinkClaims,
     LinkInvalid,
     LinkPurpose,
+    fingerprint,
+    hide_tokens,
+    link_ref,
     make_link_token,
     update_url,
+    url_from_ref,
     verify_link_token,
 )
 
@@ -150,3 +154,27 @@ def test_update_url_joins_base_and_token() -> None:
         == "https://pay.example.com/update/abc.def"
     )
     assert update_url("http://127.0.0.1:8000", "t") == "http://127.0.0.1:8000/update/t"
+
+
+def test_a_link_ref_rebuilds_the_very_link_and_holds_no_token() -> None:
+    ref = link_ref("update_card", 3, EXPIRES)
+    assert token() not in repr(ref)
+    assert url_from_ref(SECRET, "https://pay.test", "cus_1", ref) == update_url(
+        "https://pay.test", token()
+    )
+
+
+def test_tokens_are_replaced_by_their_fingerprints_in_text() -> None:
+    t = token()
+    line = f'127.0.0.1:5 - "POST /update/{t}/done?outcome=paid HTTP/1.1" 303 see {t}.'
+    hidden = hide_tokens(line)
+    assert t not in hidden
+    assert t.split(".")[1] not in hidden
+    assert f"/update/[link {fingerprint(t)}]/done?outcome=paid" in hidden
+    assert hidden.endswith(f"see [link {fingerprint(t)}].")
+    assert hide_tokens(hidden) == hidden  # once is enough: a second pass changes nothing
+    assert (
+        hide_tokens("GET /update/not-a-token") == f"GET /update/[link {fingerprint('not-a-token')}]"
+    )
+    plain = "charge ch_123.ok for invoice in_1, version 1.2.3"
+    assert hide_tokens(plain) == plain

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -119,3 +120,26 @@ def test_a_command_logs_warnings_with_the_logger_name(tmp_path: object) -> None:
     warning = [line for line in done.stderr.splitlines() if "40-day window" in line]
     assert len(warning) == 1, done.stderr
     assert " WARNING dunning.policy" in warning[0], done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_card_update_tokens_never_reach_a_log_line(fmt: str, restore_root: object) -> None:
+    from dunning.links import fingerprint, make_link_token
+
+    out = io.StringIO()
+    logs.configure_logging(load_settings(log_format=fmt), stream=out)
+    token = make_link_token(
+        "k" * 32, customer_id="cus_1", purpose="update_card", generation=0,
+        expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    # The lines uvicorn's access log writes, and a token in an extra field and a traceback.
+    access = logging.getLogger("uvicorn.access")
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", f"/update/{token}", "1.1", 200)
+    try:
+        raise ValueError(f"bad link {token}")
+    except ValueError:
+        logging.getLogger("dunning.test").exception("failed", extra={"link": token})
+    text = out.getvalue()
+    assert token not in text
+    assert token.split(".")[1] not in text
+    assert f"/update/[link {fingerprint(token)}]" in text

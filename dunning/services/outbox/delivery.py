@@ -14,6 +14,7 @@ from dunning.mail.compose import OutgoingEmail, compose
 from dunning.mail.render import RenderedEmail, render_email
 from dunning.ports import Pipeline
 from dunning.services.audit import audit_row
+from dunning.services.notify import rendering_context
 from dunning.services.outbox import records
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def render(c: Pipeline, row: RowMapping, now: datetime) -> RenderedEmail:
     return render_email(
         row["kind"],
         row["locale"],
-        row["context"],
+        rendering_context(c, row["customer_id"], row["context"]),
         brand_name=brand.name,
         support_email=brand.support_email,
         sent_at=now,
@@ -86,7 +87,7 @@ def _sent(row: RowMapping, rendered: RenderedEmail, now: datetime, error: str | 
         cc=list(row["cc"] or []),
         subject=rendered.subject,
         dedup_key=row["dedup_key"],
-        link=row["context"].get("update_url"),
+        link=row["context"].get("update_link"),  # what rebuilds it, never the link itself
         message_id=row["message_id"],
     )
 
