@@ -21,6 +21,7 @@ from dunning.cli import (
     policy,
     refunds,
     simulate,
+    sync,
     whatif,
 )
 from dunning.cli.common import EXIT_FAILURE, EXIT_USAGE, Exit, err_console
@@ -48,6 +49,7 @@ for module in (
     endpoints,
     refunds,
     whatif,
+    sync,
 ):
     module.register(app)
 

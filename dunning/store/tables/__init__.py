@@ -6,6 +6,7 @@
   outbound_events
 - :mod:`.audit`: audit_log, sandbox_ledger
 - :mod:`.daemons`: leader_leases (the scheduler's election)
+- :mod:`.sync`: sync_cursors (where a sync from a gateway's account stands)
 """
 
 from dunning.store.tables.audit import audit_log, sandbox_ledger
@@ -25,6 +26,7 @@ from dunning.store.tables.messages import (
     webhook_endpoints,
     webhook_events,
 )
+from dunning.store.tables.sync import sync_cursors
 
 __all__ = [
     "CURRENCY_CHECK",
@@ -42,6 +44,7 @@ __all__ = [
     "payment_methods",
     "sandbox_ledger",
     "subscriptions",
+    "sync_cursors",
     "webhook_endpoints",
     "webhook_events",
 ]

@@ -1,0 +1,108 @@
+"""A page of open Stripe invoices into the book: the ones already in dunning.
+
+An open invoice of a subscription in the book whose payment has failed at least once
+(``attempt_count`` >= 1) is inserted as ``dunning import`` inserts one: open, due to the
+pipeline now, audited once, its subscription moved from active to past_due. After that the
+pipeline owns it: a later sync leaves a stored invoice alone. An open invoice Stripe has not
+tried to charge yet is skipped (if its first charge fails, the ``invoice.payment_failed``
+webhook brings it in); so is one that belongs to no subscription.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dunning.imports.moves import move_subscriptions
+from dunning.imports.rows import AUDIT_FIELDS
+from dunning.imports.staging import stage
+from dunning.imports.stripe_customers import KindReport
+from dunning.imports.upsert import append_rows, id_in, write_rows
+from dunning.imports.writer import INVOICES
+from dunning.model import SubscriptionStatus
+from dunning.store.tables import audit_log, invoices, subscriptions
+from dunning.webhooks.events import MalformedEvent
+from dunning.webhooks.stripe_objects import InvoiceRecord, invoice_record
+
+ACTOR = "stripe-sync"
+
+
+def invoice_records(objs: Sequence[Mapping[str, Any]], report: KindReport) -> list[InvoiceRecord]:
+    out = []
+    for obj in objs:
+        try:
+            rec = invoice_record(obj)
+        except MalformedEvent as exc:
+            report.skip(exc.reason)
+            continue
+        if rec.status != "open":
+            report.skip(f"{rec.status}, not open")
+        elif rec.subscription_ref is None:
+            report.skip("not a subscription's invoice")
+        elif rec.attempts < 1:
+            report.skip("not charged yet")
+        else:
+            out.append(rec)
+    return out
+
+
+def invoice_row(rec: InvoiceRecord, subscription: str, now: datetime) -> dict[str, Any]:
+    decline = rec.decline.decline_code if rec.decline else None
+    return {"id": rec.ref, "subscription_id": subscription, "customer_id": rec.customer_ref,
+            "amount": rec.amount, "currency": rec.currency, "status": "open",
+            "attempt_count": rec.attempts, "first_failed_at": rec.first_failed_at,
+            "next_attempt_at": now, "next_step_at": now,
+            "last_decline_code": decline}  # fmt: skip
+
+
+def audit_row(rec: InvoiceRecord, card: str | None, now: datetime) -> dict[str, Any]:
+    decline = rec.decline
+    return {"at": now, "kind": "invoice_imported", "invoice_id": rec.ref,
+            "subscription_id": rec.subscription_ref, "customer_id": rec.customer_ref,
+            "payment_method_id": card, "actor": ACTOR,
+            "reason": decline.decline_code if decline else None,
+            "message": f"synced from Stripe, open after {rec.attempts} failed attempt(s)",
+            "data": {"amount": rec.amount, "currency": rec.currency, "attempts": rec.attempts,
+                     "first_failed_at": rec.first_failed_at.isoformat(),
+                     "decline": decline.decline_code if decline else None}}  # fmt: skip
+
+
+def write_invoices(
+    conn: Connection, recs: list[InvoiceRecord], now: datetime, report: KindReport
+) -> None:
+    """Insert a page's new invoices in the caller's transaction; stored ones stay as they are."""
+    if not recs:
+        return
+    sc = subscriptions.c
+    wanted = sorted({r.subscription_ref for r in recs if r.subscription_ref})
+    subs = {
+        row.id: (row.customer_id, row.payment_method_id)
+        for row in conn.execute(
+            select(sc.id, sc.customer_id, sc.payment_method_id).where(id_in(conn, sc.id, wanted))
+        )
+    }
+    stored = set(
+        conn.scalars(select(invoices.c.id).where(id_in(conn, invoices.c.id, [r.ref for r in recs])))
+    )
+    rows, audit, owners = [], {}, {}
+    for rec in recs:
+        sub = subs.get(rec.subscription_ref or "")
+        if sub is None or sub[0] != rec.customer_ref:
+            report.skip("its subscription is not in the book")
+        elif rec.ref in stored:
+            report.unchanged += 1
+        else:
+            rows.append(invoice_row(rec, rec.subscription_ref or "", now))
+            audit[rec.ref] = audit_row(rec, sub[1], now)
+            owners[rec.ref] = rec.subscription_ref or ""
+    if conn.dialect.name == "postgresql":
+        stage(conn, {invoices.name: rows})
+    new = write_rows(conn, INVOICES, rows, now=now)
+    report.inserted += len(new)
+    report.unchanged += len(rows) - len(new)
+    append_rows(conn, audit_log, AUDIT_FIELDS, [audit[key] for key in sorted(new)])
+    in_dunning = sorted({owners[key] for key in new})
+    move_subscriptions(conn, in_dunning, SubscriptionStatus.past_due, now)

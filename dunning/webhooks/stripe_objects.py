@@ -1,0 +1,226 @@
+"""Stripe's customers, payment methods, subscriptions and invoices as the book's records.
+
+Pure reads of Stripe objects, shared by ``dunning sync stripe`` and the webhooks that keep the
+book current. What is kept of a card is its PaymentMethod id (the token), brand, last4 and
+expiry: Stripe never sends a card number, and nothing here would store one.
+
+- **Locale**: the first of the customer's ``preferred_locales`` whose language has email
+  templates, as Stripe spells it (``da-DK``); none of them: ``en``.
+- **Time zone**: Stripe customers have none. The customer's ``metadata.timezone`` when it is
+  an IANA name; otherwise the zone of the address country when the whole country keeps one
+  local time (DK, DE, GB, FR, JP, ...); otherwise (no address, or the US, ES, AU, ...) ``UTC``.
+- **Plan and interval**: the plan is the first item's price id (what the webhooks already
+  used); the amount is the sum of the items' unit amounts times quantities (0 when an item has
+  no fixed price, a metered one); the interval is ``year`` for yearly prices and ``month`` for
+  any shorter period (the two billing periods the policy tells apart).
+- **Status**: Stripe's ``active``/``trialing`` are active, ``past_due`` is past_due,
+  ``unpaid``/``paused`` are suspended, ``canceled``/``incomplete_expired`` are cancelled; an
+  ``incomplete`` subscription (its first payment never went through) is not taken.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
+
+from dunning.policy.types import Decline
+from dunning.webhooks.fields import Reader, network_name
+from dunning.webhooks.stripe_detail import (
+    intent_decline,
+    invoice_payment,
+    invoice_subscription,
+    plan_summary,
+)
+
+DEFAULT_LOCALE = "en"
+DEFAULT_TIMEZONE = "UTC"
+TIMEZONE_KEYS = ("timezone", "time_zone")  # metadata keys read, in order
+
+_STATUSES = {
+    "active": "active",
+    "trialing": "active",
+    "past_due": "past_due",
+    "unpaid": "suspended",
+    "paused": "suspended",
+    "canceled": "cancelled",
+    "incomplete_expired": "cancelled",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    ref: str  # the PaymentMethod id, also the token charges use
+    network: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    ref: str
+    email: str | None
+    name: str
+    locale: str
+    timezone: str
+    default_card: CardRecord | None  # when the default payment method was expanded
+    default_card_ref: str | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    ref: str
+    customer_ref: str
+    plan: str
+    amount: int
+    currency: str
+    interval: str  # month | year
+    status: str  # the book's: active | past_due | suspended | cancelled
+    card: CardRecord | None  # its own default payment method, when expanded
+    card_ref: str | None
+    current_period_end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    ref: str
+    customer_ref: str
+    subscription_ref: str | None
+    amount: int
+    currency: str
+    status: str  # Stripe's: draft | open | paid | uncollectible | void
+    attempts: int
+    first_failed_at: datetime
+    decline: Decline | None
+
+
+def pick_locale(preferred: list[Any], supported: tuple[str, ...]) -> str:
+    """The first preferred locale whose language is ``supported``, as given; else ``en``."""
+    for tag in preferred:
+        if not isinstance(tag, str) or not 2 <= len(tag) <= 16:
+            continue
+        try:
+            parsed = Locale.parse(tag.replace("-", "_"))
+        except (UnknownLocaleError, ValueError, TypeError):
+            continue
+        if parsed.language in supported:
+            return tag
+    return DEFAULT_LOCALE
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+@cache
+def country_zone(country: str) -> str | None:
+    """The zone of a country that keeps one local time (``DK`` -> ``Europe/Copenhagen``)."""
+    zones = get_global("territory_zones").get(country.upper(), [])
+    meta = get_global("meta_zones")
+    if zones and len({meta.get(z, z) for z in zones}) == 1 and zones[0] in _zones():
+        return str(zones[0])
+    return None
+
+
+def pick_timezone(metadata: Reader | None, country: str | None) -> str:
+    """``metadata.timezone`` when a real zone, else the country's single zone, else UTC."""
+    for key in TIMEZONE_KEYS:
+        value = metadata.opt_text(key) if metadata else None
+        if value and value.strip() in _zones():
+            return value.strip()
+    zone = country_zone(country) if country and len(country) == 2 else None
+    return zone or DEFAULT_TIMEZONE
+
+
+def card_record(pm: Reader | None) -> CardRecord | None:
+    """A card payment method's record; ``None`` for anything else (a bank debit, a wallet)."""
+    card = pm.opt_obj("card") if pm else None
+    if pm is None or card is None:
+        return None
+    last4, month = card.opt_text("last4"), card.opt_integer("exp_month")
+    year = card.opt_integer("exp_year")
+    if not (last4 and last4.isdigit() and len(last4) == 4 and month and year):
+        return None
+    return CardRecord(pm.text("id"), network_name(card.opt_text("brand")), last4, month, year)
+
+
+def customer_record(obj: Mapping[str, Any], supported: tuple[str, ...]) -> CustomerRecord:
+    """A Stripe customer (``invoice_settings.default_payment_method`` expanded or not)."""
+    c = Reader(obj, "customer")
+    settings = c.opt_obj("invoice_settings")
+    default = settings.expanded("default_payment_method") if settings else None
+    address = c.opt_obj("address")
+    country = address.opt_text("country") if address else None
+    return CustomerRecord(
+        ref=c.text("id"),
+        email=c.opt_text("email"),
+        name=(c.opt_text("name") or "")[:200],
+        locale=pick_locale(c.seq("preferred_locales"), supported),
+        timezone=pick_timezone(c.opt_obj("metadata"), country),
+        default_card=card_record(default),
+        default_card_ref=settings.opt_ref("default_payment_method") if settings else None,
+        deleted=c.flag("deleted"),
+    )
+
+
+def subscription_record(obj: Mapping[str, Any]) -> SubscriptionRecord | None:
+    """A Stripe subscription; ``None`` for an incomplete one or one without a priced item."""
+    s = Reader(obj, "subscription")
+    status = _STATUSES.get(s.text("status"))
+    summary = plan_summary(s)
+    if status is None or summary.plan is None or summary.currency is None:
+        return None
+    return SubscriptionRecord(
+        ref=s.text("id"),
+        customer_ref=s.ref("customer"),
+        plan=summary.plan[:64],
+        amount=summary.amount or 0,
+        currency=summary.currency,
+        interval=_interval(s),
+        status=status,
+        card=card_record(s.expanded("default_payment_method")),
+        card_ref=s.opt_ref("default_payment_method"),
+        current_period_end=summary.period_end,
+    )
+
+
+def _interval(s: Reader) -> str:
+    items = s.opt_obj("items")
+    for i, item in enumerate(items.seq("data") if items else []):
+        row = Reader(item, f"{s.path}.items.data[{i}]")
+        price = row.opt_obj("price") or row.opt_obj("plan")
+        recurring = price.opt_obj("recurring") if price else None
+        if recurring is None and price is not None:
+            recurring = price  # the legacy plan object carries ``interval`` itself
+        unit = recurring.opt_text("interval") if recurring else None
+        if unit:
+            return "year" if unit == "year" else "month"
+    return "month"
+
+
+def invoice_record(obj: Mapping[str, Any]) -> InvoiceRecord:
+    """A Stripe invoice, either API shape (subscription at the top or under ``parent``)."""
+    inv = Reader(obj, "invoice")
+    intent, _ = invoice_payment(inv)
+    transitions = inv.opt_obj("status_transitions")
+    finalized = transitions.opt_unix_time("finalized_at") if transitions else None
+    return InvoiceRecord(
+        ref=inv.text("id"),
+        customer_ref=inv.ref("customer"),
+        subscription_ref=invoice_subscription(inv),
+        amount=inv.amount("amount_remaining" if inv.has("amount_remaining") else "amount_due"),
+        currency=inv.currency("currency"),
+        status=inv.text("status"),
+        attempts=inv.opt_integer("attempt_count") or 0,
+        first_failed_at=finalized or inv.unix_time("created"),
+        decline=intent_decline(intent),
+    )
