@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.errors import ConfigError
+from config.production import DEFAULT_SECRET as DEFAULT_SECRET
+from config.production import production_problems
 
 ENV_PREFIX = "DUNNING_"
-DEFAULT_SECRET = "dev-insecure-secret-change-me"
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
 
@@ -213,16 +214,10 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _production_needs_secrets(self) -> Settings:
-        if self.env is not Env.production:
-            return self
-        problems = []
-        if self.link_secret.get_secret_value() in ("", DEFAULT_SECRET):
-            problems.append("DUNNING_LINK_SECRET")
-        if self.ops.password.get_secret_value() in ("", DEFAULT_SECRET):
-            problems.append("DUNNING_OPS__PASSWORD")
+    def _production_is_safe(self) -> Settings:
+        problems = production_problems(self) if self.env is Env.production else []
         if problems:
-            raise ValueError("production needs real secrets; set " + ", ".join(problems))
+            raise ValueError("production refuses unsafe settings:\n    " + "\n    ".join(problems))
         return self
 
     @property

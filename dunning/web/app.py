@@ -6,6 +6,7 @@ from starlette.applications import Starlette
 
 from dunning.bootstrap import Container
 from dunning.web import health, update_page, webhooks
+from dunning.web.headers import SecurityHeaders
 from dunning.web.ops import ops_routes
 from dunning.web.ops_api import api_routes
 from dunning.web.ops_invoice import invoice_routes
@@ -28,5 +29,10 @@ def create_app(container: Container, *, limits: AttemptLimits | None = None) -> 
             *invoice_routes(container),
         ]
     )
+    app.add_middleware(SecurityHeaders, https=_https(container))
     app.state.container = container
     return app
+
+
+def _https(c: Container) -> bool:
+    return c.settings.public_base_url.lower().startswith("https://")

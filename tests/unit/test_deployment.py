@@ -141,7 +141,18 @@ def test_compose_runs_the_production_shape() -> None:
     for name, service in services.items():
         if name != "migrate":
             assert "healthcheck" in service, f"{name} has no health check"
-    assert "8000:8000" in services["web"]["ports"]
+    assert services["web"]["ports"] == ["127.0.0.1:8000:8000"]  # the TLS proxy's upstream
+
+
+def test_compose_publishes_nothing_beyond_this_host_and_does_not_default_to_the_sandbox() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    env = services["web"]["environment"]
+    assert env["DUNNING_GATEWAY"] == "${DUNNING_GATEWAY:-stripe}"
+    assert env["DUNNING_PUBLIC_BASE_URL"].startswith("${DUNNING_PUBLIC_BASE_URL:?")
+    assert "TLS" in COMPOSE.read_text() and "reverse proxy" in COMPOSE.read_text()
 
 
 def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:

@@ -46,9 +46,47 @@ def test_production_refuses_default_secrets(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DUNNING_ENV", "production")
     with pytest.raises(ConfigError, match="DUNNING_LINK_SECRET"):
         load_settings()
-    monkeypatch.setenv("DUNNING_LINK_SECRET", "a-real-secret-value")
-    monkeypatch.setenv("DUNNING_OPS__PASSWORD", "another-real-secret")
+    monkeypatch.setenv("DUNNING_LINK_SECRET", "a-real-secret-value-of-32-chars!")
+    monkeypatch.setenv("DUNNING_OPS__PASSWORD", "another-real-secret-of-32-chars!")
+    monkeypatch.setenv("DUNNING_PUBLIC_BASE_URL", "https://pay.example.com")
+    with pytest.raises(ConfigError, match="DUNNING_GATEWAY"):
+        load_settings()
+    monkeypatch.setenv("DUNNING_GATEWAY", "stripe")
+    with pytest.raises(ConfigError, match="DUNNING_STRIPE__API_KEY"):
+        load_settings()
+    monkeypatch.setenv("DUNNING_STRIPE__API_KEY", "sk_live_x")
     assert load_settings().env is Env.production
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DUNNING_LINK_SECRET", "s" * 31),
+        ("DUNNING_OPS__PASSWORD", "p" * 31),
+        ("DUNNING_PUBLIC_BASE_URL", "http://pay.example.com"),
+        ("DUNNING_GATEWAY", "sandbox"),
+        ("DUNNING_SANDBOX_FAILURE_RATE", "0.1"),
+        ("DUNNING_SANDBOX_DELAY_MS", "10"),
+    ],
+)
+def test_production_refuses_each_unsafe_setting_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    safe = {
+        "DUNNING_ENV": "production",
+        "DUNNING_LINK_SECRET": "l" * 32,
+        "DUNNING_OPS__PASSWORD": "o" * 32,
+        "DUNNING_PUBLIC_BASE_URL": "https://pay.example.com",
+        "DUNNING_GATEWAY": "stripe",
+        "DUNNING_STRIPE__API_KEY": "sk_live_x",
+    }
+    for key, setting in safe.items():
+        monkeypatch.setenv(key, setting)
+    assert load_settings().env is Env.production
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable) as refused:
+        load_settings()
+    assert str(refused.value).count("DUNNING_") == 1  # only the unsafe one is named
 
 
 def test_unrelated_dotenv_keys_are_ignored(tmp_path: object) -> None:
