@@ -152,7 +152,9 @@ def test_compose_publishes_nothing_beyond_this_host_and_does_not_default_to_the_
     env = services["web"]["environment"]
     assert env["DUNNING_GATEWAY"] == "${DUNNING_GATEWAY:-stripe}"
     assert env["DUNNING_PUBLIC_BASE_URL"].startswith("${DUNNING_PUBLIC_BASE_URL:?")
-    assert "TLS" in COMPOSE.read_text() and "reverse proxy" in COMPOSE.read_text()
+    text = COMPOSE.read_text()
+    assert "TLS" in text
+    assert "reverse proxy" in text
 
 
 def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
