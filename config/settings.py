@@ -53,6 +53,25 @@ class StripeSettings(BaseModel):
     api_key: SecretStr | None = None
     publishable_key: str | None = None
     api_base: str = "https://api.stripe.com"
+    # Pinned: every request names it in the Stripe-Version header, so an upgrade of the
+    # account's default version changes nothing until this is changed too.
+    api_version: str = "2025-02-24.acacia"
+    # Where the card page loads Stripe.js from (tests point it at a local stand-in).
+    js_url: str = "https://js.stripe.com/v3/"
+
+    @field_validator("api_version")
+    @classmethod
+    def _a_dated_version(cls, value: str) -> str:
+        if not re.fullmatch(r"20[0-9]{2}-[01][0-9]-[0-3][0-9](\.[a-z]+)?", value):
+            raise ValueError("must be a Stripe API version such as 2025-02-24.acacia")
+        return value
+
+    @field_validator("js_url")
+    @classmethod
+    def _an_http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s\"'<>]+/[^\s\"'<>]*", value):
+            raise ValueError("must be an http(s) URL of Stripe.js")
+        return value
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod

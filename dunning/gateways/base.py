@@ -28,6 +28,9 @@ ChargeStatus = Literal["succeeded", "declined"]
 
 @dataclass(frozen=True, slots=True)
 class ChargeRequest:
+    """One charge. ``customer_id`` is the customer as the gateway knows it; ``invoice_ref`` the
+    gateway's own invoice when the debt is one (Stripe Billing): then that invoice is paid."""
+
     customer_id: str
     token: str
     amount: int
@@ -35,6 +38,7 @@ class ChargeRequest:
     idempotency_key: str
     initiator: Initiator = Initiator.merchant
     metadata: dict[str, str] = field(default_factory=dict)
+    invoice_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,9 @@ class VerifyResult:
     ok: bool
     decline: Decline | None = None
     requires_action: bool = False  # 3-D Secure / SCA: the customer must authenticate
+    # What the customer's browser confirms when they must: the gateway's intent and its secret.
+    action_ref: str | None = None
+    client_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +86,11 @@ class Gateway(Protocol):
         """A $0 authorization (a $1 one voided at once where $0 is refused)."""
         ...
 
-    def lookup(self, idempotency_key: str, *, customer_id: str) -> ChargeResult | None:
-        """The charge made under this key, or ``None`` when none was made."""
+    def lookup(
+        self, idempotency_key: str, *, customer_id: str, invoice_ref: str | None = None
+    ) -> ChargeResult | None:
+        """The charge made under this key, or ``None`` when it took no money (``invoice_ref``:
+        the gateway's invoice the charge paid, as in :class:`ChargeRequest`)."""
         ...
 
     def delete_token(self, token: str) -> None:

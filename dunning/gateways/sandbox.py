@@ -215,7 +215,9 @@ class SandboxGateway:
             return VerifyResult(ok=False, requires_action=True, decline=_decline_for(behaviour))
         return VerifyResult(ok=False, decline=_decline_for(behaviour))
 
-    def lookup(self, idempotency_key: str, *, customer_id: str) -> ChargeResult | None:
+    def lookup(
+        self, idempotency_key: str, *, customer_id: str, invoice_ref: str | None = None
+    ) -> ChargeResult | None:
         entry = self.ledger.get(idempotency_key)
         return _result_of(entry) if entry else None
 

@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from dunning.errors import PermanentError
+from dunning.errors import NotFound, PermanentError
 from dunning.gateways.base import CardToken, Decline
 from dunning.model import CardStatus, Initiator, SubscriptionStatus
 from dunning.ports import Pipeline
 from dunning.services import notify, outbound
 from dunning.services.audit import audit_row, record_many
 from dunning.services.charging import ChargeOrder, charge
+from dunning.services.gateway_calls import gateway_refs
 from dunning.store import rows
 from dunning.store.cards import active_cards
 from dunning.store.invoices import owed_by
@@ -77,11 +78,14 @@ def replace_card(
 
 def _verify(c: Pipeline, customer_id: str, card: CardToken) -> None:
     with c.engine.connect() as conn:
-        rows.get(conn, customers, customer_id)
+        customer = rows.get(conn, customers, customer_id)
         currency = conn.execute(
             select(subscriptions.c.currency).where(subscriptions.c.customer_id == customer_id)
         ).scalar()
-    verdict = c.gateway.verify(card.token, customer_id=customer_id, currency=currency or "USD")
+    customer_ref, _ = gateway_refs(c.gateway.name, customer)
+    if customer_ref is None:
+        raise NotFound(f"customer {customer_id!r} has no {c.gateway.name} customer id")
+    verdict = c.gateway.verify(card.token, customer_id=customer_ref, currency=currency or "USD")
     if not verdict.ok:
         log.info("card verification declined for customer %s", customer_id)
         raise CardDeclined(verdict.decline, requires_action=verdict.requires_action)

@@ -26,7 +26,7 @@ from dunning.policy.limits import HISTORY_SPAN, check_limits
 from dunning.ports import Pipeline
 from dunning.services import attempt_results
 from dunning.services.case import Case, load_cases
-from dunning.services.gateway_calls import Answer, PreparedCharge, send_all
+from dunning.services.gateway_calls import Answer, PreparedCharge, gateway_refs, send_all
 from dunning.services.retry_schedule import postpone_or_stop, stop_retries
 from dunning.store import attempts, rows
 from dunning.store.cards import usable
@@ -65,6 +65,7 @@ class _Batch:
     rows: list[dict[str, Any]]
     tokens: dict[str, str]
     later: list[ChargeOrder]
+    refs: dict[str, tuple[str, str | None]]
 
 
 def charge(c: Pipeline, orders: Sequence[ChargeOrder], now: datetime) -> dict[str, str]:
@@ -129,7 +130,7 @@ def _read(conn: Connection, orders: Sequence[ChargeOrder], now: datetime) -> _Ba
     card_ids |= {case.subscription["payment_method_id"] for case in cases.values()}
     cards = rows.by_ids(conn, payment_methods, card_ids)
     histories = attempts.card_histories(conn, cards, now - HISTORY_SPAN)
-    return _Batch(cases, cards, histories, {}, [], {}, [])
+    return _Batch(cases, cards, histories, {}, [], {}, [], {})
 
 
 def _refusal(
@@ -165,7 +166,7 @@ def _decide(
     now: datetime,
 ) -> None:
     case = batch.cases.get(order.invoice_id)
-    refusal = _refusal(order, case, busy, now)
+    refusal = _refusal(order, case, busy, now) or _unknown_at_gateway(c.gateway.name, case)
     if refusal is not None or case is None:
         batch.outcome[order.invoice_id] = refusal or "skipped"
         return
@@ -200,7 +201,23 @@ def _decide(
         )
     )
     batch.tokens[case.id] = card["token"]
+    customer_ref, invoice_ref = gateway_refs(c.gateway.name, case.customer, case.invoice)
+    batch.refs[case.id] = (customer_ref or "", invoice_ref)
     on_cards.add(card["id"])
+
+
+def _unknown_at_gateway(gateway: str, case: Case | None) -> str | None:
+    """``failed`` when the gateway knows neither the customer nor the invoice: it could not
+    be charged (a Stripe customer id is mapped, never assumed equal to ours)."""
+    if case is None or gateway_refs(gateway, case.customer, case.invoice) != (None, None):
+        return None
+    log.error(
+        "invoice %s: customer %s has no %s customer id (customers.stripe_customer_id)",
+        case.id,
+        case.customer["id"],
+        gateway,
+    )
+    return "failed"
 
 
 def _card_for(order: ChargeOrder, case: Case, cards: Mapping[str, RowMapping]) -> RowMapping | None:
@@ -251,6 +268,7 @@ def _take(
             r["currency"],
             Initiator(r["initiator"]),
             r["reason"],
+            *batch.refs[r["invoice_id"]],
         )
         for r in claimed
     ]

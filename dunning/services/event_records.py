@@ -75,6 +75,7 @@ def ensure_subscription(
                     "email": info.email if info else "",
                     "name": info.name or "" if info else "",
                     "billing_emails": [],
+                    "stripe_customer_id": customer_ref if event.provider == "stripe" else None,
                     "created_at": now,
                     "updated_at": now,
                 }

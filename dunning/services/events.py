@@ -148,6 +148,7 @@ def _failed(c: Pipeline, event: ev.PaymentFailed | ev.ActionRequired, now: datet
             decline=decline,
             occurred_at=min(event.occurred_at, now),
             attempt_key=key,
+            stripe_invoice_id=event.invoice_ref if event.provider == "stripe" else None,
         ),
         now,
     )

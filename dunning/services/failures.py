@@ -38,6 +38,8 @@ class FailedCharge:
     # Our idempotency key when the gateway reports a charge we made: then it is counted once.
     attempt_key: str | None = None
     gateway_charge_id: str | None = None
+    # The Stripe Billing invoice that failed, when Stripe reported it: charges pay through it.
+    stripe_invoice_id: str | None = None
 
 
 def record_failure(c: Pipeline, failure: FailedCharge, now: datetime) -> str:
@@ -92,6 +94,7 @@ def _open_invoice(
                 first_failed_at=failure.occurred_at,
                 next_step_at=steps[0].at if steps and not cancelled else None,
                 stop_reason="cancelled" if cancelled else None,
+                stripe_invoice_id=failure.stripe_invoice_id,
                 created_at=now,
                 updated_at=now,
             )

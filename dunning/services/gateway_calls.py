@@ -10,8 +10,9 @@ attempt the resolver settled meanwhile is not stamped, and not sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from config.settings import CALL_START_MARGIN_S
 from dunning.errors import GatewayUnavailable
@@ -42,18 +43,35 @@ class PreparedCharge:
     currency: str
     initiator: Initiator
     reason: str
+    # The customer and the invoice as the gateway knows them (see :func:`gateway_refs`).
+    customer_ref: str
+    invoice_ref: str | None = None
+
+
+def gateway_refs(
+    gateway: str, customer: Mapping[Any, Any], invoice: Mapping[Any, Any] | None = None
+) -> tuple[str | None, str | None]:
+    """Our customer and invoice as ``gateway`` knows them. Stripe has its own ids, mapped in
+    ``stripe_customer_id`` and ``stripe_invoice_id`` (``None`` where Stripe has no such
+    object); every other gateway is given our customer id and no invoice."""
+    if gateway != "stripe":
+        return str(customer["id"]), None
+    stripe_invoice = invoice.get("stripe_invoice_id") if invoice is not None else None
+    return customer.get("stripe_customer_id"), stripe_invoice
 
 
 def request_for(charge: PreparedCharge) -> ChargeRequest:
-    """The gateway request of a prepared charge, under its idempotency key."""
+    """The gateway request of a prepared charge, under its idempotency key: a Stripe Billing
+    invoice is paid through the invoice."""
     return ChargeRequest(
-        customer_id=charge.customer_id,
+        customer_id=charge.customer_ref,
         token=charge.token,
         amount=charge.amount,
         currency=charge.currency,
         idempotency_key=charge.key,
         initiator=charge.initiator,
         metadata={"invoice": charge.invoice_id, "idempotency_key": charge.key},
+        invoice_ref=charge.invoice_ref,
     )
 
 

@@ -18,6 +18,8 @@ from dunning.model import UNRESOLVED, AttemptStatus, InvoiceStatus
 from dunning.ports import Pipeline
 from dunning.services.attempt_results import apply_answers
 from dunning.services.audit import record
+from dunning.services.case import load_case
+from dunning.services.gateway_calls import gateway_refs
 from dunning.store import attempts, rows, status
 from dunning.store.tables import invoices, payment_attempts
 from dunning.store.uow import after_commit, transaction
@@ -34,7 +36,10 @@ def resolve_attempt(c: Pipeline, key: str, now: datetime) -> str:
         return "skipped"
     if att["created_at"] > now - timedelta(seconds=c.settings.timing.unknown_after_s):
         return "skipped"  # stamped since it was found unanswered: it may still be on its way
-    found = c.gateway.lookup(key, customer_id=att["customer_id"])
+    with c.engine.connect() as conn:
+        case = load_case(conn, att["invoice_id"])
+    customer_ref, invoice_ref = gateway_refs(c.gateway.name, case.customer, case.invoice)
+    found = c.gateway.lookup(key, customer_id=customer_ref or "", invoice_ref=invoice_ref)
     with transaction(c.engine) as conn:
         if found is None:
             return "not_charged" if _not_charged(conn, c, att, now) else "skipped"

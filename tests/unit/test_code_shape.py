@@ -20,7 +20,6 @@ KNOWN_OVER: frozenset[str] = frozenset(
         "dunning/imports/rows.py:_add_customer",
         "dunning/services/event_records.py:ensure_subscription",
         "dunning/services/expiry.py:queue_expiry_reminders",
-        "dunning/gateways/stripe.py",
     }
 )
 

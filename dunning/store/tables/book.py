@@ -39,9 +39,12 @@ customers = Table(
     # Bumped on every card change: links carry it, so a change invalidates older links.
     Column("card_generation", Integer, nullable=False, server_default="0"),
     Column("last_payment_at", UtcDateTime()),
+    # The customer at Stripe (``cus_...``); NULL when Stripe does not know them.
+    Column("stripe_customer_id", String(64)),
     *timestamps(),
 )
 Index("ix_customers_last_payment_at", customers.c.last_payment_at)
+Index("uq_customers_stripe_customer_id", customers.c.stripe_customer_id, unique=True)
 
 payment_methods = Table(
     "payment_methods",
@@ -135,6 +138,8 @@ invoices = Table(
     # once the lease runs out.
     Column("retry_claimed_until", UtcDateTime()),
     Column("step_claimed_until", UtcDateTime()),
+    # The Stripe Billing invoice this is (``in_...``): charges pay through it. NULL otherwise.
+    Column("stripe_invoice_id", String(64)),
     *timestamps(),
     CheckConstraint("amount >= 0", name="amount"),
     CheckConstraint(CURRENCY_CHECK, name="currency"),
@@ -166,6 +171,7 @@ Index(
     postgresql_where=text("first_failed_at IS NOT NULL"),
 )
 Index("ix_invoices_subscription_id", invoices.c.subscription_id)
+Index("uq_invoices_stripe_invoice_id", invoices.c.stripe_invoice_id, unique=True)
 Index("ix_invoices_customer_id", invoices.c.customer_id)
 
 payment_attempts = Table(

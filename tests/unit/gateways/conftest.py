@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from dunning.gateways.stripe import StripeGateway
-from tests.unit.gateways.stripe_double import StripeDouble
+from tests.stripe_double import StripeDouble
 
 
 @pytest.fixture
@@ -18,7 +17,8 @@ def double() -> StripeDouble:
 
 @pytest.fixture
 def gateway(double: StripeDouble) -> Iterator[StripeGateway]:
-    client = httpx.Client(transport=double.transport())
-    gw = StripeGateway(double.api_key, api_base="https://stripe.test", timeout_s=2.0, client=client)
+    gw = StripeGateway(
+        double.api_key, api_base="https://stripe.test", timeout_s=2.0, transport=double.transport()
+    )
     yield gw
-    client.close()
+    gw.close()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-import httpx
 import pytest
 
 from config.settings import Settings, load_settings
 from dunning.errors import ConfigError, GatewayUnavailable, PermanentError
 from dunning.gateways.base import ChargeRequest, ChargeResult, Decline, Gateway, VerifyResult
-from dunning.gateways.stripe import StripeError, StripeGateway
+from dunning.gateways.stripe import DEFAULT_API_VERSION, StripeError, StripeGateway
 from dunning.model import Initiator
-from tests.unit.gateways.stripe_double import Behaviour, StripeDouble
+from tests.stripe_double import Behaviour, StripeDouble
 
 
 def req(token: str = "pm_card_visa", key: str = "inv_1:att_2", **kw: object) -> ChargeRequest:
@@ -175,10 +174,14 @@ def test_bad_request_is_permanent_with_stripes_message(gateway: StripeGateway) -
 
 
 def test_bad_api_key_is_permanent_and_says_what_to_fix(double: StripeDouble) -> None:
-    with httpx.Client(transport=double.transport()) as client:
-        gw = StripeGateway("sk_wrong", api_base="https://stripe.test", timeout_s=1, client=client)
+    gw = StripeGateway(
+        "sk_wrong", api_base="https://stripe.test", timeout_s=1, transport=double.transport()
+    )
+    try:
         with pytest.raises(StripeError, match="DUNNING_STRIPE__API_KEY"):
             gw.charge(req())
+    finally:
+        gw.close()
 
 
 def test_error_messages_never_carry_a_card_number(
@@ -261,3 +264,48 @@ def test_from_settings(settings: Settings) -> None:
             gw.charge(req())
     finally:
         gw.close()
+
+
+def test_the_api_version_is_a_setting_sent_on_every_request(double: StripeDouble) -> None:
+    configured = load_settings(stripe={"api_key": double.api_key, "api_version": "2024-06-20"})
+    assert load_settings().stripe.api_version == DEFAULT_API_VERSION
+    gw = StripeGateway.from_settings(configured)
+    gw.http._transport = double.transport()  # the settings' gateway, on the double
+    try:
+        gw.charge(req())
+        gw.delete_token("pm_card_visa")
+    finally:
+        gw.close()
+    assert [s.headers["stripe-version"] for s in double.seen] == ["2024-06-20"] * 2
+    with pytest.raises(ConfigError, match="DUNNING_STRIPE__API_VERSION"):
+        load_settings(stripe={"api_version": "latest"})
+
+
+def test_a_stripe_invoice_is_paid_through_the_invoice(
+    gateway: StripeGateway, double: StripeDouble
+) -> None:
+    double.add_invoice("in_7", customer="cus_1", amount=1250, currency="eur")
+    result = gateway.charge(req(invoice_ref="in_7", initiator=Initiator.customer))
+    assert result.succeeded and result.charge_id == double.invoices["in_7"]["payment_intent"]
+    [seen] = double.posts("/v1/invoices/in_7/pay")
+    assert seen.headers["idempotency-key"] == "inv_1:att_2"
+    assert seen.form == {"off_session": "false", "payment_method": "pm_card_visa"}
+    assert double.posts("/v1/payment_intents") == [] and double.invoices["in_7"]["status"] == "paid"
+    # the same key again replays Stripe's first answer
+    assert gateway.charge(req(invoice_ref="in_7", initiator=Initiator.customer)) == result
+
+
+def test_a_lost_invoice_payment_is_settled_by_reading_the_invoice(
+    gateway: StripeGateway, double: StripeDouble
+) -> None:
+    double.add_invoice("in_8", customer="cus_1", amount=1250, currency="eur")
+    double.add_invoice("in_9", customer="cus_1", amount=1250, currency="eur")
+    double.fail_next("timeout_after", "timeout")
+    with pytest.raises(GatewayUnavailable):
+        gateway.charge(req(invoice_ref="in_8", key="k8"))
+    with pytest.raises(GatewayUnavailable):
+        gateway.charge(req(invoice_ref="in_9", key="k9"))
+    paid = gateway.lookup("k8", customer_id="cus_1", invoice_ref="in_8")
+    assert paid == ChargeResult("succeeded", double.invoices["in_8"]["payment_intent"])
+    assert gateway.lookup("k9", customer_id="cus_1", invoice_ref="in_9") is None
+    assert len(double.posts("/v1/invoices/in_8/pay")) == 1  # looking up never pays

@@ -9,8 +9,8 @@ import pytest
 
 from dunning.errors import GatewayUnavailable
 from dunning.gateways.base import ChargeRequest, ChargeResult, Decline
-from dunning.gateways.stripe import StripeGateway
-from tests.unit.gateways.stripe_double import StripeDouble, serve
+from dunning.gateways.stripe import DEFAULT_API_VERSION, StripeGateway
+from tests.stripe_double import StripeDouble, serve
 
 TIMEOUT_S = 0.5
 
@@ -63,3 +63,28 @@ def test_server_error_over_http_is_unavailable(live: StripeGateway, double: Stri
     assert live.charge(
         req("c")
     ).succeeded  # the injected 500 came before any work: nothing is stored under the key
+
+
+def test_a_slow_answer_is_cut_at_the_whole_call_bound(
+    live: StripeGateway, double: StripeDouble
+) -> None:
+    # Each byte of the answer comes 50 ms after the last: every read is well inside a
+    # per-phase timeout of 0.5 s, but the whole answer would take many seconds.
+    double.drip_s = 0.05
+    double.fail_next("drip")
+    started = time.monotonic()
+    with pytest.raises(GatewayUnavailable, match="timed out"):
+        live.charge(req("slow"))
+    assert time.monotonic() - started < TIMEOUT_S + 0.3
+    double.release()
+    # The charge was made before the answer dripped: the look-up finds it.
+    found = live.lookup("slow", customer_id="cus_9")
+    assert found is not None and found.succeeded
+
+
+def test_every_request_names_the_pinned_api_version(
+    live: StripeGateway, double: StripeDouble
+) -> None:
+    live.charge(req("v"))
+    live.lookup("v", customer_id="cus_9")
+    assert {s.headers.get("stripe-version") for s in double.seen} == {DEFAULT_API_VERSION}

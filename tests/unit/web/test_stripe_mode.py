@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from dunning.gateways.base import ChargeRequest, ChargeResult, VerifyResult
-from dunning.store.tables import invoices, payment_methods
+from dunning.store.tables import customers, invoices, payment_methods
 from tests.unit.web.conftest import Web, make_web, web_settings
 
 
@@ -18,18 +19,20 @@ class FakeStripe:
     name = "stripe"
 
     def __init__(self) -> None:
-        self.verified: list[str] = []
+        self.verified: list[tuple[str, str]] = []
         self.charged: list[ChargeRequest] = []
 
     def verify(self, token: str, *, customer_id: str, currency: str) -> VerifyResult:
-        self.verified.append(token)
+        self.verified.append((token, customer_id))
         return VerifyResult(ok=True)
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
         self.charged.append(request)
         return ChargeResult("succeeded", charge_id="pi_1")
 
-    def lookup(self, idempotency_key: str, *, customer_id: str) -> ChargeResult | None:
+    def lookup(
+        self, idempotency_key: str, *, customer_id: str, invoice_ref: str | None = None
+    ) -> ChargeResult | None:
         return None
 
     def delete_token(self, token: str) -> None:
@@ -71,6 +74,8 @@ def test_stripe_mode_accepts_a_payment_method_and_pays_the_invoice(
 ) -> None:
     web, fake = stripe_web
     web.add_customer()
+    with web.c.engine.begin() as conn:
+        conn.execute(update(customers).values(stripe_customer_id="cus_S1"))
     web.fail_invoice()
     path = web.link()
     fields = {
@@ -89,8 +94,8 @@ def test_stripe_mode_accepts_a_payment_method_and_pays_the_invoice(
     assert missing.status_code == 422
     assert "Enter your card in the box above" in missing.text
     assert response.status_code == 303
-    assert fake.verified == ["pm_1NewCard"]
-    assert [c.token for c in fake.charged] == ["pm_1NewCard"]
+    assert fake.verified == [("pm_1NewCard", "cus_S1")]
+    assert [(c.token, c.customer_id) for c in fake.charged] == [("pm_1NewCard", "cus_S1")]
     assert web.row(invoices, "in_1")["status"] == "paid"
     [card] = web.rows(payment_methods, payment_methods.c.token == "pm_1NewCard")
     assert (card["gateway"], card["network"], card["last4"]) == ("stripe", "mastercard", "4444")

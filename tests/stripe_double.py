@@ -5,7 +5,8 @@ It is strict where Stripe is and where the gateway must be: Bearer auth, form en
 an ``Idempotency-Key`` on every POST, lower-case currencies. The same key with the same
 parameters replays the stored answer; with other parameters it is a 400 ``idempotency_error``.
 Faults are queued with :meth:`StripeDouble.fail_next`: ``timeout`` (no answer, nothing done),
-``timeout_after`` (done, then no answer), ``500``, ``429`` and ``connect``.
+``timeout_after`` (done, then no answer), ``drip`` (done, then the answer a byte at a time,
+over real HTTP only), ``500``, ``429`` and ``connect``.
 
 The same double serves two ways: :meth:`StripeDouble.transport` (httpx.MockTransport, in process)
 and :func:`serve` (Starlette under uvicorn on 127.0.0.1, real HTTP).
@@ -14,9 +15,10 @@ and :func:`serve` (Starlette under uvicorn on 127.0.0.1, real HTTP).
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +29,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.services import free_port
@@ -95,6 +97,7 @@ class StripeDouble:
     invoices: dict[str, JSON] = field(default_factory=dict)
     detached: set[str] = field(default_factory=set)
     hang_s: float = 10.0  # how long a "timeout" holds the HTTP answer back
+    drip_s: float = 0.05  # the pause between the bytes of a "drip" answer
     _faults: list[str] = field(default_factory=list)
     _keys: dict[str, tuple[str, dict[str, str], Reply]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -183,6 +186,8 @@ class StripeDouble:
         parts = path.strip("/").split("/")
         if method == "GET" and path == "/v1/payment_intents":
             return self._list_intents(params)
+        if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "invoices"]:
+            return self._get_invoice(parts[2])
         if method == "POST" and path == "/v1/payment_intents":
             return self._create_intent(params)
         if method == "POST" and path == "/v1/setup_intents":
@@ -316,6 +321,13 @@ class StripeDouble:
         self.detached.add(method_id)
         return Reply(200, {"id": method_id, "object": "payment_method", "customer": None})
 
+    def _get_invoice(self, invoice_id: str) -> Reply:
+        invoice = self.invoices.get(invoice_id)
+        if invoice is None:
+            return Reply(404, _missing("invoice", invoice_id))
+        intent = next((i for i in self.intents if i["id"] == invoice["payment_intent"]), None)
+        return Reply(200, {**invoice, "payment_intent": intent or invoice["payment_intent"]})
+
     def _pay_invoice(self, invoice_id: str, form: dict[str, str]) -> Reply:
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
@@ -343,6 +355,15 @@ class StripeDouble:
         invoice.update(status="paid", payment_intent=pi_id)
         return Reply(200, dict(invoice))
 
+    async def _drip(self, reply: Reply) -> AsyncIterator[bytes]:
+        """The answer one byte at a time, ``drip_s`` apart: every read is quick, the whole
+        answer slow."""
+        for byte in json.dumps(reply.body).encode():
+            if self._release.is_set():
+                return
+            yield bytes([byte])
+            await anyio.sleep(self.drip_s)
+
     # -- serving -------------------------------------------------------------------------------
     def transport(self) -> httpx.MockTransport:
         """In-process transport: faults become the httpx exceptions a real network raises."""
@@ -369,6 +390,8 @@ class StripeDouble:
             body = await request.body()
             raw_path = request.scope.get("raw_path", b"").decode() or request.url.path
             reply = self.handle(request.method, raw_path, request.headers, body, request.url.query)
+            if reply.fault == "drip":
+                return StreamingResponse(self._drip(reply), status_code=reply.status)
             if reply.fault is not None:
                 # Hold the answer back until the client has given up (or the test releases it).
                 await anyio.to_thread.run_sync(self._release.wait, self.hang_s)
@@ -382,6 +405,10 @@ def _sub(form: Mapping[str, str], name: str) -> dict[str, str]:
     return {
         k[len(prefix) : -1]: v for k, v in form.items() if k.startswith(prefix) and k.endswith("]")
     }
+
+
+def _missing(kind: str, object_id: str) -> JSON:
+    return _error("invalid_request_error", "resource_missing", f"No such {kind}: '{object_id}'")
 
 
 def _error(kind: str, code: str | None, message: str) -> JSON:
