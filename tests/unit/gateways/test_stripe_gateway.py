@@ -286,11 +286,13 @@ def test_a_stripe_invoice_is_paid_through_the_invoice(
 ) -> None:
     double.add_invoice("in_7", customer="cus_1", amount=1250, currency="eur")
     result = gateway.charge(req(invoice_ref="in_7", initiator=Initiator.customer))
-    assert result.succeeded and result.charge_id == double.invoices["in_7"]["payment_intent"]
+    assert result.succeeded
+    assert result.charge_id == double.invoices["in_7"]["payment_intent"]
     [seen] = double.posts("/v1/invoices/in_7/pay")
     assert seen.headers["idempotency-key"] == "inv_1:att_2"
     assert seen.form == {"off_session": "false", "payment_method": "pm_card_visa"}
-    assert double.posts("/v1/payment_intents") == [] and double.invoices["in_7"]["status"] == "paid"
+    assert double.posts("/v1/payment_intents") == []
+    assert double.invoices["in_7"]["status"] == "paid"
     # the same key again replays Stripe's first answer
     assert gateway.charge(req(invoice_ref="in_7", initiator=Initiator.customer)) == result
 

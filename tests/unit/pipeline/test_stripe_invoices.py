@@ -105,7 +105,8 @@ def test_a_retry_pays_the_stripe_invoice_not_a_side_payment(
     assert paid.headers["idempotency-key"] == attempt["idempotency_key"]
     assert paid.form == {"off_session": "true", "payment_method": "pm_card_visa"}
     assert double.posts("/v1/payment_intents") == []  # no standalone PaymentIntent
-    assert double.invoices["in_S1"]["status"] == "paid" and _status(c, "in_S1") == "paid"
+    assert double.invoices["in_S1"]["status"] == "paid"
+    assert _status(c, "in_S1") == "paid"
     assert attempt["gateway_charge_id"] == double.invoices["in_S1"]["payment_intent"]
 
 
@@ -120,7 +121,8 @@ def test_a_lost_answer_is_settled_from_the_stripe_invoice(
     resolved = resolve_attempt(c, str(_attempt(c, "in_S1")["idempotency_key"]), later)
 
     assert outcome == {"in_S1": "unknown"}
-    assert resolved == "succeeded" and _status(c, "in_S1") == "paid"
+    assert resolved == "succeeded"
+    assert _status(c, "in_S1") == "paid"
     assert len(double.posts("/v1/invoices/in_S1/pay")) == 1  # settled by reading, not paying
 
 
