@@ -26,7 +26,13 @@ from dunning.policy.limits import HISTORY_SPAN, check_limits
 from dunning.ports import Pipeline
 from dunning.services import attempt_results
 from dunning.services.case import Case, load_cases
-from dunning.services.gateway_calls import Answer, PreparedCharge, gateway_refs, send_all
+from dunning.services.gateway_calls import (
+    Answer,
+    PreparedCharge,
+    gateway_refs,
+    send_all,
+    unknown_at_gateway,
+)
 from dunning.services.retry_schedule import postpone_or_stop, stop_retries
 from dunning.store import attempts, rows
 from dunning.store.cards import usable
@@ -166,7 +172,7 @@ def _decide(
     now: datetime,
 ) -> None:
     case = batch.cases.get(order.invoice_id)
-    refusal = _refusal(order, case, busy, now) or _unknown_at_gateway(c.gateway.name, case)
+    refusal = _refusal(order, case, busy, now) or unknown_at_gateway(c.gateway.name, case)
     if refusal is not None or case is None:
         batch.outcome[order.invoice_id] = refusal or "skipped"
         return
@@ -204,20 +210,6 @@ def _decide(
     customer_ref, invoice_ref = gateway_refs(c.gateway.name, case.customer, case.invoice)
     batch.refs[case.id] = (customer_ref or "", invoice_ref)
     on_cards.add(card["id"])
-
-
-def _unknown_at_gateway(gateway: str, case: Case | None) -> str | None:
-    """``failed`` when the gateway knows neither the customer nor the invoice: it could not
-    be charged (a Stripe customer id is mapped, never assumed equal to ours)."""
-    if case is None or gateway_refs(gateway, case.customer, case.invoice) != (None, None):
-        return None
-    log.error(
-        "invoice %s: customer %s has no %s customer id (customers.stripe_customer_id)",
-        case.id,
-        case.customer["id"],
-        gateway,
-    )
-    return "failed"
 
 
 def _card_for(order: ChargeOrder, case: Case, cards: Mapping[str, RowMapping]) -> RowMapping | None:

@@ -19,6 +19,7 @@ from dunning.errors import GatewayUnavailable
 from dunning.gateways.base import ChargeRequest, ChargeResult
 from dunning.model import Initiator
 from dunning.ports import Pipeline
+from dunning.services.case import Case
 from dunning.store import attempts
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,20 @@ def gateway_refs(
         return str(customer["id"]), None
     stripe_invoice = invoice.get("stripe_invoice_id") if invoice is not None else None
     return customer.get("stripe_customer_id"), stripe_invoice
+
+
+def unknown_at_gateway(gateway: str, case: Case | None) -> str | None:
+    """``failed`` when the gateway knows neither the case's customer nor its invoice: it
+    cannot be charged (a Stripe customer id is mapped, never assumed equal to ours)."""
+    if case is None or gateway_refs(gateway, case.customer, case.invoice) != (None, None):
+        return None
+    log.error(
+        "invoice %s: customer %s has no %s customer id (customers.stripe_customer_id)",
+        case.id,
+        case.customer["id"],
+        gateway,
+    )
+    return "failed"
 
 
 def request_for(charge: PreparedCharge) -> ChargeRequest:
