@@ -54,7 +54,7 @@ def _insert(conn: Connection, source: str, kinds: list[str], now: datetime) -> N
             [
                 {"source": source, "kind": k, "pages": 0, "started_at": now, "updated_at": now}
                 for k in kinds
-            ],  # fmt: skip
+            ],
         )
 
 

@@ -99,7 +99,8 @@ def test_a_sync_stores_every_page_with_real_plans_locales_and_cards(
     report = run(pg_engine, reader)
 
     assert counts(pg_engine) == EXPECTED
-    assert report.kinds["customers"].pages == 5 and report.kinds["customers"].inserted == N
+    assert report.kinds["customers"].pages == 5
+    assert report.kinds["customers"].inserted == N
     pages = double.list_calls("/v1/customers")
     assert [p.get("starting_after") for p in pages] == [None] + [
         f"cus_{N - 50 - 50 * k:04d}" for k in range(4)
@@ -118,7 +119,8 @@ def test_a_sync_stores_every_page_with_real_plans_locales_and_cards(
     yearly = row(pg_engine, subscriptions, "sub_0005")
     assert (yearly["plan"], yearly["interval"], yearly["amount"], yearly["currency"]) == (
         "price_pro_year", "year", 99000, "EUR")  # fmt: skip
-    assert yearly["payment_method_id"] == "pm_0005" and yearly["status"] == "active"
+    assert yearly["payment_method_id"] == "pm_0005"
+    assert yearly["status"] == "active"
     assert row(pg_engine, subscriptions, "sub_0006")["amount"] == 2 * 9900  # quantity 2
     invoice = row(pg_engine, invoices, "in_0007")
     assert (invoice["status"], invoice["attempt_count"], invoice["amount"]) == ("open", 2, 9900)
