@@ -187,3 +187,24 @@ def test_unknown_invoices_and_the_find_form(any_book: Book, client: TestClient) 
     found = client.get("/ops/find?invoice=in_x%2Fy", headers=AUTH, follow_redirects=False)
     assert found.status_code == 303
     assert found.headers["location"] == "/ops/invoices/in_x%2Fy"
+
+
+def test_a_browser_post_with_origin_null_is_judged_by_its_token(
+    any_book: Book, client: TestClient
+) -> None:
+    """Under ``Referrer-Policy: no-referrer`` a browser's same-origin form post carries
+    ``Origin: null``; the token decides (refused before: every real browser POST failed)."""
+    any_book.add_customer("a")
+    any_book.fail("a")
+    csrf = token(client)
+    null = AUTH | {"Origin": "null"}
+    refused = client.post("/ops/invoices/in_a/pause", headers=null, data={"reason": "r"})
+    assert refused.status_code == 403
+    response = client.post(
+        "/ops/invoices/in_a/pause",
+        headers=null,
+        data={"csrf": csrf, "reason": "r"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert any_book.invoice_row("in_a")["paused"] is True
