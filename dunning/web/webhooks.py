@@ -1,9 +1,10 @@
 """Gateway webhook receivers: verify the raw body, parse, store once, enqueue after commit.
 
 The answer is fast and says only what happened to the delivery: 200 for accepted, duplicate or
-ignored; 400 for a bad signature, a stale timestamp or a malformed body (nothing stored); 413
-for a body over the limit; 503 when the database or the broker is down, so the gateway retries.
-A body is never logged.
+ignored; 400 for a bad signature, a stale timestamp or a malformed body, including a field the
+book cannot store (an amount beyond a bigint, a last4 that is not four digits): nothing is
+stored, and the log names the field; 413 for a body over the limit; 503 when the database or
+the broker is down, so the gateway retries. A body is never logged.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import update
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,9 +25,8 @@ from dunning.bootstrap import Container
 from dunning.errors import TransientError
 from dunning.gateways.cards import scrub_card_data
 from dunning.services.events import parse
-from dunning.store.tables import webhook_events
+from dunning.store import inbox
 from dunning.store.uow import after_commit, transaction
-from dunning.store.upsert import insert_ignore
 from dunning.web.webhook_body import BodyTooLarge, decode, read_body, storable
 from dunning.webhooks.events import Ignored, MalformedEvent
 from dunning.webhooks.quickpay import quickpay_envelope
@@ -44,7 +41,7 @@ EVENTS = Counter(
     ["provider", "type", "result"],
 )
 UNKNOWN_TYPE = "unknown"  # the label of a delivery refused before its type could be trusted
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+DATABASE_DOWN = inbox.DATABASE_DOWN
 
 
 class EnqueueFailed(TransientError):
@@ -96,29 +93,17 @@ def store_event(
     """
     event_id, kind = envelope
     lease = now + timedelta(seconds=c.settings.timing.claim_lease_s)
+    received = status == "received"
     with transaction(c.engine) as conn:
-        ids = insert_ignore(
-            conn,
-            webhook_events,
-            [
-                {
-                    "provider": provider,
-                    "event_id": event_id,
-                    "type": kind,
-                    "payload": payload,
-                    "status": status,
-                    "received_at": now,
-                    "claimed_until": lease if status == "received" else None,
-                }
-            ],
-            conflict=["provider", "event_id"],
-            returning=webhook_events.c.id,
+        row_id = inbox.insert_event(
+            conn, (provider, event_id, kind), payload, status, now, lease if received else None
         )
-        if ids and status == "received":
-            after_commit(conn, lambda: _enqueue(c, [int(i) for i in ids]))
-    if not ids:
+        if row_id is not None and received:
+            ids = [row_id]
+            after_commit(conn, lambda: _enqueue(c, ids))
+    if row_id is None:
         return "duplicate"
-    return "accepted" if status == "received" else "ignored"
+    return "accepted" if received else "ignored"
 
 
 def _enqueue(c: Container, ids: list[int]) -> None:
@@ -127,20 +112,8 @@ def _enqueue(c: Container, ids: list[int]) -> None:
     # The dispatcher is a port: each broker adapter raises its own transport errors (dramatiq,
     # redis, pika). Any of them means "not enqueued", which the gateway must hear as a 503.
     except Exception as exc:
-        _release(c, ids)
+        inbox.release(c.engine, ids)
         raise EnqueueFailed(f"could not enqueue webhook events {ids}: {exc}") from exc
-
-
-def _release(c: Container, ids: list[int]) -> None:
-    try:
-        with c.engine.begin() as conn:
-            conn.execute(
-                update(webhook_events)
-                .where(webhook_events.c.id.in_(ids))
-                .values(claimed_until=None)
-            )
-    except SQLAlchemyError as exc:  # the lease runs out on its own; the producer finds it then
-        log.warning("could not release the claim on webhook events %s: %s", ids, exc)
 
 
 def _answer(provider: str, kind: str, result: str, status: int, body: dict[str, str]) -> Any:

@@ -3,13 +3,18 @@
 ``attempt_key`` is our own idempotency key, found in the provider's metadata when we made the
 charge: the event is then matched to that attempt instead of being counted as a new failure.
 Amounts are in minor units, currencies are upper-case ISO 4217 codes.
+
+Every event checks on construction that the book can store what it carries (an amount within
+a bigint, four digits of last4, a month 1-12, ids within their columns): a parser that meets
+such a field raises :class:`MalformedEvent`, so the receiver refuses the delivery with a 400
+instead of storing an event the worker could never apply.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from dunning.errors import PermanentError
 from dunning.policy.types import Decline
@@ -29,6 +34,55 @@ class EventMeta(TypedDict):
     provider: str
     event_id: str
     occurred_at: datetime
+
+
+# What the book's columns hold (dunning/store/tables): amounts are bigint minor units, ids 64
+# characters, a card's expiry year is within the century the book accepts.
+MAX_AMOUNT = 2**63 - 1
+REF_CHARS = 64
+KEY_CHARS = 128
+_TEXT_CHARS = {"attempt_key": KEY_CHARS, "plan": 64, "network": 16, "email": 320, "name": 200}
+_DECLINE_CHARS = {
+    "decline_code": 64,
+    "network_code": 8,
+    "advice_code": 32,
+    "network_advice_code": 4,
+}
+_MIN_EXP_YEAR, _MAX_EXP_YEAR = 2000, 2100
+
+
+def _check_text(name: str, value: Any, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise MalformedEvent(f"{name}: longer than {limit} characters")
+
+
+def _check_field(name: str, value: Any) -> None:
+    """Refuse a value the book cannot store; ``name`` is the event field's dotted name."""
+    last = name.rsplit(".", 1)[-1]
+    if value is None:
+        return
+    if last == "ref" or last.endswith("_ref"):
+        _check_text(name, value, REF_CHARS)
+    elif last in _TEXT_CHARS:
+        _check_text(name, value, _TEXT_CHARS[last])
+    elif last == "amount" and not 0 <= value <= MAX_AMOUNT:
+        raise MalformedEvent(f"{name}: {value} is outside 0..{MAX_AMOUNT}")
+    elif last == "last4" and not (len(value) == 4 and value.isascii() and value.isdigit()):
+        raise MalformedEvent(f"{name}: expected 4 digits")
+    elif last == "exp_month" and not 1 <= value <= 12:
+        raise MalformedEvent(f"{name}: {value} is not a month (1-12)")
+    elif last == "exp_year" and not _MIN_EXP_YEAR <= value <= _MAX_EXP_YEAR:
+        raise MalformedEvent(f"{name}: {value} is outside {_MIN_EXP_YEAR}..{_MAX_EXP_YEAR}")
+    elif last == "decline":
+        for code, limit in _DECLINE_CHARS.items():
+            _check_text(f"{name}.{code}", getattr(value, code), limit)
+    elif last in ("card", "customer"):
+        _check_all(value, name)
+
+
+def _check_all(obj: Any, prefix: str = "") -> None:
+    for f in fields(obj):
+        _check_field(f"{prefix}.{f.name}" if prefix else f.name, getattr(obj, f.name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +112,7 @@ class _Base:
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must be timezone-aware")
+        _check_all(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from dunning.webhooks.events import MalformedEvent
+from dunning.webhooks.events import MAX_AMOUNT, MalformedEvent
 
 MAX_REF_CHARS = 255
 # Unix seconds from year 2000 to 2200: anything else is not a real event time.
@@ -111,6 +111,8 @@ class Reader:
         value = self.integer(key)
         if value < 0:
             raise MalformedEvent(f"{self._name(key)}: negative amount")
+        if value > MAX_AMOUNT:
+            raise MalformedEvent(f"{self._name(key)}: larger than {MAX_AMOUNT}")
         return value
 
     def flag(self, key: str) -> bool:
