@@ -33,7 +33,7 @@ def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _seed_before_0006(engine: Engine) -> None:
+def _seed_before_0007(engine: Engine) -> None:
     with engine.begin() as conn:
         for cid in ("cus_FromStripe", "c-42", "cusX"):
             conn.execute(
@@ -61,8 +61,8 @@ def _seed_before_0006(engine: Engine) -> None:
 
 
 def test_upgrade_maps_the_stripe_ids_rows_already_carried(fresh: Engine) -> None:
-    upgrade(fresh, "0005")
-    _seed_before_0006(fresh)
+    upgrade(fresh, "0006")
+    _seed_before_0007(fresh)
     upgrade(fresh)
     with fresh.connect() as conn:
         custs = dict(conn.execute(select(customers.c.id, customers.c.stripe_customer_id)).all())

@@ -4,8 +4,8 @@ Our ids and Stripe's are mapped, not assumed equal. Rows that came from Stripe w
 this revision were keyed by Stripe's own ids (``cus_...``, ``in_...``): those keep them as their
 Stripe ids.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
