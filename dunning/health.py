@@ -1,4 +1,5 @@
-"""Dependency checks shared by ``dunning check`` and ``GET /healthz``."""
+"""Dependency checks shared by ``dunning check`` and ``GET /healthz``; ``dunning check`` alone
+also asks Stripe (:func:`check_stripe`) whether its own retries and emails are off."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from dunning.bootstrap import Container
-from dunning.errors import ConfigError
+from dunning.errors import ConfigError, GatewayUnavailable, PermanentError
+from dunning.gateways.stripe import StripeGateway
+from dunning.gateways.stripe.account import EMAILS_OFF, RETRIES_OFF
 from dunning.store.migrate import current_revision, head_revision
 from dunning.store.readiness import sqlite_file
 
@@ -108,6 +111,36 @@ def check_policy(c: Container) -> CheckResult:
         return CheckResult("policy", False, _short(exc))
     warned = f" ({len(book.warnings)} warning(s): dunning policy check)" if book.warnings else ""
     return CheckResult("policy", True, f"{book.source}{warned}")
+
+
+def check_stripe(c: Container) -> list[CheckResult]:
+    """Nothing unless the gateway is Stripe; else the API, Stripe's retries and its emails."""
+    if c.settings.gateway != "stripe":
+        return []
+    gateway = c.gateway
+    if not isinstance(gateway, StripeGateway):
+        return [CheckResult("stripe", False, "the gateway in use is not Stripe's API client")]
+    try:
+        retries = gateway.stripe_retries()
+    except (GatewayUnavailable, PermanentError) as exc:
+        return [CheckResult("stripe", False, str(exc)[:200])]
+    api = CheckResult("stripe", True, f"API version {c.settings.stripe.api_version}")
+    if retries.on:
+        invoice, at = retries.retried[0]
+        detail = (
+            f"on: Stripe will retry {len(retries.retried)} of {retries.open_read} open invoices "
+            f"itself (first {invoice} at {at:%Y-%m-%d %H:%M} UTC); turn off in {RETRIES_OFF}"
+        )
+    elif retries.open_read:
+        detail = f"off: none of {retries.open_read} open invoices has a Stripe retry scheduled"
+    else:
+        detail = f"no open invoice to read, so not known; make sure of it in {RETRIES_OFF}"
+    emails = "not readable through Stripe's API; turn off in " + EMAILS_OFF
+    return [
+        api,
+        CheckResult("stripe retries", not retries.on, detail),
+        CheckResult("stripe emails", True, emails),
+    ]
 
 
 def run_checks(c: Container) -> list[CheckResult]:

@@ -98,6 +98,10 @@ class StripeDouble:
     detached: set[str] = field(default_factory=set)
     hang_s: float = 10.0  # how long a "timeout" holds the HTTP answer back
     drip_s: float = 0.05  # the pause between the bytes of a "drip" answer
+    # Stripe's own retries (a Dashboard setting, not in the API): when on, an open invoice
+    # collected automatically shows its next retry in ``next_payment_attempt``.
+    smart_retries: bool = False
+    created: int = 1_772_452_800  # the invoices' ``created`` (2026-03-02)
     _faults: list[str] = field(default_factory=list)
     _keys: dict[str, tuple[str, dict[str, str], Reply]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -119,6 +123,9 @@ class StripeDouble:
             "currency": currency,
             "status": "open",
             "payment_intent": None,
+            "collection_method": "charge_automatically",
+            "auto_advance": True,
+            "created": self.created,
         }
 
     def release(self) -> None:
@@ -186,6 +193,8 @@ class StripeDouble:
         parts = path.strip("/").split("/")
         if method == "GET" and path == "/v1/payment_intents":
             return self._list_intents(params)
+        if method == "GET" and path == "/v1/invoices":
+            return self._list_invoices(params)
         if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "invoices"]:
             return self._get_invoice(parts[2])
         if method == "POST" and path == "/v1/payment_intents":
@@ -321,12 +330,44 @@ class StripeDouble:
         self.detached.add(method_id)
         return Reply(200, {"id": method_id, "object": "payment_method", "customer": None})
 
+    def _invoice(self, invoice: JSON) -> JSON:
+        """An invoice as Stripe shows it, with ``next_payment_attempt`` worked out."""
+        retried = (
+            self.smart_retries
+            and invoice["status"] == "open"
+            and invoice["auto_advance"]
+            and invoice["collection_method"] == "charge_automatically"
+        )
+        return {
+            **invoice,
+            "next_payment_attempt": invoice["created"] + 3 * 86400 if retried else None,
+        }
+
     def _get_invoice(self, invoice_id: str) -> Reply:
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
             return Reply(404, _missing("invoice", invoice_id))
         intent = next((i for i in self.intents if i["id"] == invoice["payment_intent"]), None)
-        return Reply(200, {**invoice, "payment_intent": intent or invoice["payment_intent"]})
+        shown = self._invoice(invoice)
+        return Reply(200, {**shown, "payment_intent": intent or invoice["payment_intent"]})
+
+    def _list_invoices(self, query: dict[str, str]) -> Reply:
+        wanted = [
+            self._invoice(i)
+            for i in self.invoices.values()
+            if query.get("status", i["status"]) == i["status"]
+            and query.get("collection_method", i["collection_method"]) == i["collection_method"]
+        ]
+        limit = int(query.get("limit", "10"))
+        return Reply(
+            200,
+            {
+                "object": "list",
+                "data": wanted[:limit],
+                "has_more": len(wanted) > limit,
+                "url": "/v1/invoices",
+            },
+        )
 
     def _pay_invoice(self, invoice_id: str, form: dict[str, str]) -> Reply:
         invoice = self.invoices.get(invoice_id)
@@ -353,7 +394,7 @@ class StripeDouble:
                 402, {"error": {**_card_error(behaviour), "payment_intent": {"id": pi_id}}}
             )
         invoice.update(status="paid", payment_intent=pi_id)
-        return Reply(200, dict(invoice))
+        return Reply(200, self._invoice(invoice))
 
     async def _drip(self, reply: Reply) -> AsyncIterator[bytes]:
         """The answer one byte at a time, ``drip_s`` apart: every read is quick, the whole

@@ -21,6 +21,7 @@ import httpx
 from dunning.errors import ConfigError, GatewayUnavailable
 from dunning.gateways.base import CardToken, ChargeRequest, ChargeResult, VerifyResult
 from dunning.gateways.stripe import invoices, methods, setup
+from dunning.gateways.stripe.account import StripeRetries, stripe_retries
 from dunning.gateways.stripe.answers import ATTEMPT_KEY, declined, intent_result, text
 from dunning.gateways.stripe.http import Form, StripeError, StripeHttp, refused
 from dunning.gateways.stripe.setup import NO_REDIRECTS
@@ -185,3 +186,7 @@ class StripeGateway:
     def setup_result(self, setup_intent_id: str, *, token: str) -> VerifyResult:
         """Where a SetupIntent for ``token`` that the customer confirmed (3-D Secure) stands."""
         return setup.result(self.http, setup_intent_id, token=token, deadline=self.http.deadline())
+
+    def stripe_retries(self) -> StripeRetries:
+        """Whether Stripe will retry open invoices itself (read from the invoices)."""
+        return stripe_retries(self.http, deadline=self.http.deadline())
