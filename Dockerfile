@@ -10,15 +10,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Only what the distribution needs: no virtualenv, caches or local databases get in.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY config ./config
 COPY dunning ./dunning
 COPY workers ./workers
 COPY schedules ./schedules
 COPY templates ./templates
 
-# The email templates install as package data beside the packages (templates/email).
-RUN pip install . \
+# The email templates install as package data beside the packages (templates/email). Every
+# dependency at the exact version of constraints.txt (scripts/lock refreshes it).
+RUN pip install --constraint constraints.txt . \
     && useradd --system --uid 10001 --no-create-home --home-dir /app dunning \
     && mkdir -p /app/var \
     && chown dunning /app/var

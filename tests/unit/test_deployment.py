@@ -4,12 +4,16 @@ are checked by reading them)."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from pydantic import BaseModel
 
 from config.settings import ENV_PREFIX, Settings
@@ -160,7 +164,8 @@ def test_compose_publishes_nothing_beyond_this_host_and_does_not_default_to_the_
 def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
-    assert "pip install ." in text
+    assert "pip install --constraint constraints.txt ." in text
+    assert re.search(r"^COPY .*\bconstraints\.txt\b", text, re.MULTILINE)
     users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users
     assert users[-1] not in ("root", "0")
@@ -185,3 +190,43 @@ def test_the_rabbitmq_variant_overrides_every_dunning_service_onto_amqp() -> Non
     )
     assert used <= setting_names()
     assert "docker-compose.rabbitmq.yml" in (ROOT / "docs/operations.md").read_text()
+
+
+CONSTRAINTS = ROOT / "constraints.txt"
+SETUP = ROOT / "scripts" / "setup"
+
+
+def pins() -> dict[str, Version]:
+    found = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep, f"constraints.txt: not an exact pin: {line!r}"
+            found[canonicalize_name(name)] = Version(version)
+    return found
+
+
+def declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [
+        Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    ]
+
+
+def test_every_dependency_has_an_upper_bound_and_an_exact_pin_it_allows() -> None:
+    pinned = pins()
+    for req in declared():
+        assert any(spec.operator == "<" for spec in req.specifier), f"{req}: no upper bound"
+        name = canonicalize_name(req.name)
+        assert name in pinned, f"{req.name} is not pinned in constraints.txt"
+        assert pinned[name] in req.specifier, f"constraints.txt pins {name} {pinned[name]}: {req}"
+    assert "pip" in pinned
+
+
+def test_setup_and_the_image_install_from_the_constraints_and_name_no_registry() -> None:
+    setup = SETUP.read_text()
+    installs = [line for line in setup.splitlines() if line.startswith("install ")]
+    assert len(installs) == 2
+    assert all("--constraint constraints.txt" in line for line in installs)
+    for text in (setup, (ROOT / "scripts" / "lock").read_text(), DOCKERFILE.read_text()):
+        assert not re.search(r"https?://|--index-url|--extra-index-url|--find-links", text)
