@@ -40,6 +40,7 @@ FIGURES: dict[str, str] = {
     "webhooks": "bench.webhooks",
     "worker_memory": "bench.memory",
     "import": "bench.importer",
+    "whatif": "bench.whatif",
 }
 
 

@@ -57,13 +57,15 @@ def _pick(rng: random.Random, weighted: list[tuple[Any, int]]) -> Any:
     return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
 
 
-def customer(i: int, rng: random.Random, *, start: datetime = START) -> dict[str, Any]:
-    """Customer number ``i`` of a book."""
+def customer(
+    i: int, rng: random.Random, *, start: datetime = START, in_dunning: float = 0.05
+) -> dict[str, Any]:
+    """Customer number ``i`` of a book; ``in_dunning`` is the share with a failed invoice."""
     locale, tz, currency, rate, _ = rng.choices(MARKETS, weights=[m[4] for m in MARKETS])[0]
     first, last = rng.choice(FIRST), rng.choice(LAST)
     cid = f"cus_{i:07d}"
-    in_dunning = rng.random() < 0.05
-    decline = _pick(rng, DECLINES) if in_dunning else None
+    failed = rng.random() < in_dunning
+    decline = _pick(rng, DECLINES) if failed else None
     cards = []
     for k in range(1 if rng.random() < 0.7 else 2):
         behaviour = decline["decline_code"] if decline and k == 0 else "ok"
@@ -101,18 +103,23 @@ def customer(i: int, rng: random.Random, *, start: datetime = START) -> dict[str
     return line
 
 
-def book_lines(customers: int, *, seed: int = 0, start: datetime = START) -> Iterator[str]:
+def book_lines(
+    customers: int, *, seed: int = 0, start: datetime = START, in_dunning: float = 0.05
+) -> Iterator[str]:
     """The JSON lines (without newlines) of a book of ``customers`` customers."""
     rng = random.Random(seed)
     for i in range(1, customers + 1):
-        yield json.dumps(customer(i, rng, start=start), separators=(",", ":"))
+        line = customer(i, rng, start=start, in_dunning=in_dunning)
+        yield json.dumps(line, separators=(",", ":"))
 
 
-def write_book(path: str | Path, customers: int, *, seed: int = 0) -> Path:
+def write_book(
+    path: str | Path, customers: int, *, seed: int = 0, in_dunning: float = 0.05
+) -> Path:
     """Write a book to ``path``; return the path."""
     out = Path(path)
     with out.open("w", encoding="utf-8") as f:
-        for line in book_lines(customers, seed=seed):
+        for line in book_lines(customers, seed=seed, in_dunning=in_dunning):
             f.write(line + "\n")
     return out
 
