@@ -77,6 +77,6 @@ def funnel_tables(f: Funnel) -> list[Table]:
         "outbox (all pending)", str(f.outbox_pending), iso(f.outbox_oldest_pending_at), ""
     )
     backlog.add_row("webhooks failed for good", str(f.outbound_failed), "", "")
-    leader = f.scheduler.describe() if f.scheduler else "none has run on this database"
+    leader = f.scheduler.describe() if f.scheduler else "no lease held (a lone `dunning run` schedules without one)"
     backlog.caption = f"scheduler leader: {leader}"
     return [stages, backlog]

@@ -99,7 +99,7 @@ def _view(c: Container) -> dict[str, Any]:
         "suspended": f.suspended_subscriptions,
         "backlogs": [(k, b.due, duration(b.lag_s)) for k, b in f.backlogs.items()],
         "failures": failures,
-        "leader": f.scheduler.describe() if f.scheduler else "none has run on this database",
+        "leader": f.scheduler.describe() if f.scheduler else "no lease held (a lone `dunning run` schedules without one)",
     }
 
 
