@@ -63,6 +63,9 @@ class Backlog:
     lag_s: float
 
 
+NO_LEADER = "no lease held (a lone `dunning run` schedules without one)"
+
+
 @dataclass(frozen=True, slots=True)
 class Leader:
     """Who holds the scheduler's lease, and until when (``active`` while it has not run out)."""

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from dunning.mail.formatting import money
 from dunning.ops.deadletters import DeadLetter
-from dunning.ops.funnel import Funnel, stage_rows
+from dunning.ops.funnel import NO_LEADER, Funnel, stage_rows
 from dunning.ops.queues import QueueStats
 from dunning.ops.timeline import iso
 
@@ -77,6 +77,6 @@ def funnel_tables(f: Funnel) -> list[Table]:
         "outbox (all pending)", str(f.outbox_pending), iso(f.outbox_oldest_pending_at), ""
     )
     backlog.add_row("webhooks failed for good", str(f.outbound_failed), "", "")
-    leader = f.scheduler.describe() if f.scheduler else "no lease held (a lone `dunning run` schedules without one)"
+    leader = f.scheduler.describe() if f.scheduler else NO_LEADER
     backlog.caption = f"scheduler leader: {leader}"
     return [stages, backlog]

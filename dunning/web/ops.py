@@ -20,7 +20,7 @@ from dunning.mail.formatting import money
 from dunning.ops import gauges, overpayments
 from dunning.ops.brokers import BrokerUnavailable, reading
 from dunning.ops.failures import recent_failures
-from dunning.ops.funnel import funnel, stage_rows
+from dunning.ops.funnel import NO_LEADER, funnel, stage_rows
 from dunning.ops.present import count, duration
 from dunning.web.ops_auth import (
     authorized,
@@ -99,7 +99,7 @@ def _view(c: Container) -> dict[str, Any]:
         "suspended": f.suspended_subscriptions,
         "backlogs": [(k, b.due, duration(b.lag_s)) for k, b in f.backlogs.items()],
         "failures": failures,
-        "leader": f.scheduler.describe() if f.scheduler else "no lease held (a lone `dunning run` schedules without one)",
+        "leader": f.scheduler.describe() if f.scheduler else NO_LEADER,
     }
 
 
