@@ -123,8 +123,18 @@ def test_a_command_logs_warnings_with_the_logger_name(tmp_path: object) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_card_update_tokens_never_reach_a_log_line(fmt: str, restore_root: object) -> None:
+def test_card_update_tokens_never_reach_a_log_line(
+    fmt: str, restore_root: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dunning.links import fingerprint, make_link_token
+
+    # uvicorn started with its own log config (as other tests do) leaves its access logger
+    # disabled or not propagating; `dunning web` starts it with ours, as here.
+    access = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(access, "disabled", False)
+    monkeypatch.setattr(access, "propagate", True)
+    monkeypatch.setattr(access, "handlers", [])
+    monkeypatch.setattr(access, "level", logging.NOTSET)
 
     out = io.StringIO()
     logs.configure_logging(load_settings(log_format=fmt), stream=out)
@@ -133,7 +143,6 @@ def test_card_update_tokens_never_reach_a_log_line(fmt: str, restore_root: objec
         expires_at=datetime.now(UTC),
     )  # fmt: skip
     # The lines uvicorn's access log writes, and a token in an extra field and a traceback.
-    access = logging.getLogger("uvicorn.access")
     access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", f"/update/{token}", "1.1", 200)
     try:
         raise ValueError(f"bad link {token}")
