@@ -28,8 +28,8 @@ from dunning.store.tables import (
     subscriptions,
     sync_cursors,
 )
+from tests.stripe_double import serve
 from tests.unit.gateways.stripe_account import StripeAccountDouble
-from tests.unit.gateways.stripe_double import serve
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 N = 230  # customers: three pages of 100, five of 50

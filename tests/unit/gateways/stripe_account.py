@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.unit.gateways.stripe_double import JSON, Reply, StripeDouble, _error
+from tests.stripe_double import JSON, Reply, StripeDouble, _error
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z: when the account's objects are created
 
