@@ -26,7 +26,8 @@ RUN pip install --constraint constraints.txt . \
 
 USER dunning
 
-# 8000: web (webhooks, card-update page, /healthz, /metrics, /ops); 9191: worker metrics.
-EXPOSE 8000 9191
+# 8000: web (webhooks, card-update page, /healthz, /ops; /metrics behind the ops login);
+# 9191: worker metrics; 9192: web metrics (DUNNING_OPS__METRICS_PORT, internal only).
+EXPOSE 8000 9191 9192
 
 CMD ["dunning", "--help"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.errors import ConfigError
+from config.ops_settings import OpsSettings
 from config.production import DEFAULT_SECRET as DEFAULT_SECRET
 from config.production import production_problems
 
@@ -87,11 +88,6 @@ class StripeSettings(BaseModel):
 class QuickpaySettings(BaseModel):
     private_key: SecretStr | None = None
     api_key: SecretStr | None = None
-
-
-class OpsSettings(BaseModel):
-    username: str = "ops"
-    password: SecretStr = SecretStr(DEFAULT_SECRET)
 
 
 class BrandSettings(BaseModel):

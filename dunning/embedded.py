@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 def run_embedded(c: Container, *, host: str, port: int, threads: int) -> None:
     """Run until SIGINT or SIGTERM; then stop the web server, the scheduler and the workers."""
     from dunning.web.app import create_app
+    from dunning.web.metrics import serve_internal
     from schedules.daemon import serve
     from schedules.leader import LocalLeadership
     from workers.broker import make_broker, setup
@@ -27,6 +28,7 @@ def run_embedded(c: Container, *, host: str, port: int, threads: int) -> None:
     broker.emit_after("process_boot")
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
     worker.start()
+    serve_internal(c)  # /metrics on DUNNING_OPS__METRICS_PORT, if set
     stop = threading.Event()
     scheduler = threading.Thread(
         target=serve, args=(c, LocalLeadership(), stop), name="scheduler", daemon=True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import smtplib
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
@@ -15,6 +15,7 @@ from dunning.gateways.stripe import StripeGateway
 from dunning.gateways.stripe.account import EMAILS_OFF, RETRIES_OFF
 from dunning.store.migrate import current_revision, head_revision
 from dunning.store.readiness import sqlite_file
+from dunning.urls import masked, scrubbed
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ def check_database(c: Container) -> list[CheckResult]:
         ]
     current, head = current_revision(c.engine), head_revision()
     return [
-        CheckResult("database", True, c.engine.url.render_as_string(hide_password=True)),
+        CheckResult("database", True, masked(c.engine.url.render_as_string(hide_password=False))),
         CheckResult(
             "migrations",
             current == head,
@@ -80,7 +81,7 @@ def _amqp_check(url: str) -> CheckResult:
     try:
         pika.BlockingConnection(connection_parameters(url, timeout_s=2)).close()
         return CheckResult("broker", True, _redact(url))
-    except (pika.exceptions.AMQPError, OSError) as exc:
+    except (pika.exceptions.AMQPError, OSError, ValueError) as exc:  # ValueError: a bad URL
         return CheckResult("broker", False, f"{_redact(url)}: {_amqp_reason(exc)}")
 
 
@@ -144,7 +145,11 @@ def check_stripe(c: Container) -> list[CheckResult]:
 
 
 def run_checks(c: Container) -> list[CheckResult]:
-    return [*check_database(c), check_broker(c), check_smtp(c), check_policy(c)]
+    """Every check; passwords of the database and broker URLs are masked in every detail,
+    in the URLs' user part and query (``?password=…``) and wherever an error quotes them."""
+    results = [*check_database(c), check_broker(c), check_smtp(c), check_policy(c)]
+    urls = (c.settings.database_url, c.settings.broker_url)
+    return [replace(r, detail=scrubbed(r.detail, *urls)) for r in results]
 
 
 def _tcp_check(name: str, url: str) -> CheckResult:
@@ -159,12 +164,7 @@ def _tcp_check(name: str, url: str) -> CheckResult:
 
 
 def _redact(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(parts.password, "***")
-    return url
+    return masked(url)
 
 
 def _short(exc: BaseException) -> str:

@@ -101,10 +101,12 @@ def web_cmd(
     import uvicorn
 
     from dunning.web.app import create_app
+    from dunning.web.metrics import serve_internal
     from workers.broker import setup
 
     c = ready(container())
     configure_logging(c.settings)
+    serve_internal(c)  # /metrics on DUNNING_OPS__METRICS_PORT, if set
     setup(c)
     uvicorn.run(create_app(c), host=host, port=port, log_config=None)
 

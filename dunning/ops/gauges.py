@@ -1,8 +1,9 @@
 """Prometheus gauges of the pipeline's state: queue depths, the funnel, backlogs and lag.
 
 Workers count what they do (``workers.metrics``); these gauges say what is waiting. They are
-set just before ``/metrics`` is rendered. Queue depths are cheap and always read; the funnel
-is a pass over the open invoices, so it is read at most every ``FUNNEL_MIN_INTERVAL_S``.
+set just before ``/metrics`` is rendered, each source (the broker's queues; the funnel, a pass
+over the open invoices) read at most every ``READ_MIN_INTERVAL_S`` per container whatever the
+scrape rate: a scrape in between shows the values of the last read.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dunning.ops.funnel import funnel
 
 log = logging.getLogger(__name__)
 
-FUNNEL_MIN_INTERVAL_S = 15.0
+READ_MIN_INTERVAL_S = 15.0
 
 QUEUE_MESSAGES = Gauge(
     "dunning_queue_messages",
@@ -64,13 +65,30 @@ SOURCE_UP = Gauge(
 )
 
 _lock = threading.Lock()
-# Per container (a weak reference tells a new container from an old one at the same id).
-_funnel_read_at: dict[int, tuple[weakref.ref[Container], float]] = {}
+# Per container and source (a weak reference tells a new container from an old one at the
+# same id).
+_read_at: dict[tuple[int, str], tuple[weakref.ref[Container], float]] = {}
 
 
-def refresh_queues(c: Container, queues: Sequence[str], now: datetime) -> None:
+def _due(c: Container, source: str, force: bool) -> bool:
+    """Whether ``source`` is to be read now; if so, the read is stamped before it starts, so
+    concurrent scrapes do not read it too."""
+    with _lock:
+        ref, last = _read_at.get((id(c), source), (None, 0.0))
+        fresh = ref is not None and ref() is c and time.monotonic() - last < READ_MIN_INTERVAL_S
+        if fresh and not force:
+            return False
+        _read_at[(id(c), source)] = (weakref.ref(c), time.monotonic())
+        return True
+
+
+def refresh_queues(
+    c: Container, queues: Sequence[str], now: datetime, *, force: bool = False
+) -> None:
     """Set the queue gauges from the broker (nothing for the in-process stub); a count the
-    broker does not give (RabbitMQ's in flight) is left unset."""
+    broker does not give (RabbitMQ's in flight) is left unset. Skipped if read a while ago."""
+    if not _due(c, "queues", force):
+        return
     try:
         with reading(c.settings) as view:
             if view is None:
@@ -92,12 +110,8 @@ def refresh_queues(c: Container, queues: Sequence[str], now: datetime) -> None:
 
 def refresh_funnel(c: Container, now: datetime, *, force: bool = False) -> bool:
     """Set the funnel, backlog and lag gauges; skipped if read less than a while ago."""
-    with _lock:
-        ref, last = _funnel_read_at.get(id(c), (None, 0.0))
-        fresh = ref is not None and ref() is c and time.monotonic() - last < FUNNEL_MIN_INTERVAL_S
-        if fresh and not force:
-            return False
-        _funnel_read_at[id(c)] = (weakref.ref(c), time.monotonic())
+    if not _due(c, "funnel", force):
+        return False
     try:
         with c.engine.connect() as conn:
             f = funnel(conn, c.policy, now)
@@ -127,5 +141,5 @@ def refresh_funnel(c: Container, now: datetime, *, force: bool = False) -> bool:
 
 def refresh(c: Container, queues: Sequence[str], now: datetime, *, force: bool = False) -> None:
     """Refresh every gauge this module owns."""
-    refresh_queues(c, queues, now)
+    refresh_queues(c, queues, now, force=force)
     refresh_funnel(c, now, force=force)

@@ -1,8 +1,13 @@
-"""``GET /healthz`` (readiness), ``GET /healthz/live`` (liveness) and ``GET /metrics``."""
+"""``GET /healthz`` (readiness), ``GET /healthz/live`` (liveness) and ``GET /metrics``.
+
+The public answer of ``/healthz`` says only whether each dependency is ok: its details name
+hosts, users, database names and paths, so they are shown with the ops login only.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -10,7 +15,8 @@ from starlette.routing import Route
 
 from dunning.bootstrap import Container
 from dunning.health import run_checks
-from dunning.web.ops import refresh_gauges
+from dunning.web import metrics
+from dunning.web.ops_auth import authorized
 
 
 def routes(c: Container) -> list[Route]:
@@ -19,13 +25,13 @@ def routes(c: Container) -> list[Route]:
     async def ready(request: Request) -> Response:
         checks = await run_in_threadpool(run_checks, c)
         ok = all(check.ok for check in checks)
+        detailed = authorized(c, request.headers.get("authorization"))
+        shown: dict[str, Any] = {
+            check.name: {"ok": check.ok, "detail": check.detail} if detailed else {"ok": check.ok}
+            for check in checks
+        }
         return JSONResponse(
-            {
-                "status": "ok" if ok else "failing",
-                "checks": {
-                    check.name: {"ok": check.ok, "detail": check.detail} for check in checks
-                },
-            },
+            {"status": "ok" if ok else "failing", "checks": shown},
             status_code=200 if ok else 503,
             headers={"Cache-Control": "no-store"},
         )
@@ -33,12 +39,8 @@ def routes(c: Container) -> list[Route]:
     async def live(request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
-    async def metrics(request: Request) -> Response:
-        await run_in_threadpool(refresh_gauges, c)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     return [
         Route("/healthz", ready, methods=["GET"]),
         Route("/healthz/live", live, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        *metrics.routes(c),
     ]

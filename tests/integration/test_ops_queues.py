@@ -5,6 +5,7 @@ the same shapes, a requeued dead letter is processed, ``/ops`` requeues with its
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 from collections.abc import Iterator
@@ -34,6 +35,11 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.parametrize("broker_name", ["redis", "rabbitmq"]),
 ]
+
+# The default ops login outside production: /metrics on the public port needs it.
+OPS_LOGIN = {
+    "Authorization": "Basic " + base64.b64encode(b"ops:dev-insecure-secret-change-me").decode()
+}
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
@@ -76,8 +82,8 @@ def env(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipelin
     for key, value in pipeline.env.items():
         if key.startswith("DUNNING_"):
             monkeypatch.setenv(key, value)
-    # Each scrape reads the funnel afresh (in production at most every 15 s).
-    monkeypatch.setattr(gauges, "FUNNEL_MIN_INTERVAL_S", 0.0)
+    # Each scrape reads the broker and the funnel afresh (in production at most every 15 s).
+    monkeypatch.setattr(gauges, "READ_MIN_INTERVAL_S", 0.0)
     previous = context._container
     try:
         yield pipeline
@@ -129,7 +135,7 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
         assert status["stages"]["retrying"]["count"] == 3
         assert status["backlogs"]["retries"]["due"] == 3
         assert status["outbox_pending"] == pending_mail
-        before = client.get("/metrics").text
+        before = client.get("/metrics", headers=OPS_LOGIN).text
         assert metric(before, 'dunning_queue_messages{queue="charges",state="ready"}') == 1.0
         assert metric(before, 'dunning_funnel_invoices{stage="past_due"}') == 3.0
 
@@ -164,7 +170,7 @@ def test_queues_status_dlq_and_metrics_follow_the_real_stores(
             status = cli_json(capsys, "status")
             assert status["stages"]["past_due"]["count"] == 0
             assert status["stages"]["recovered_30d"] == {"count": 3, "amounts": {"USD": 4500}}
-            after = client.get("/metrics").text
+            after = client.get("/metrics", headers=OPS_LOGIN).text
             assert metric(after, 'dunning_funnel_invoices{stage="past_due"}') == 0.0
             assert metric(after, 'dunning_funnel_invoices{stage="recovered_30d"}') == 3.0
             assert metric(after, 'dunning_queue_messages{queue="charges",state="ready"}') == 0.0

@@ -1,20 +1,26 @@
 """``DUNNING_ENV=production`` against the real processes, as an attacker would try it: start-up
 refuses what would look safe and is not (the sandbox gateway and its fault knobs, a plain-HTTP
 public URL, short secrets), exiting 2 and naming the variable; a started web service sends
-HSTS under an https public URL.
+HSTS under an https public URL; /metrics is not served to the public without the ops login (a
+scraper uses the internal metrics port); the public /healthz names no host, user, database or
+path; ``dunning check`` masks passwords, in query strings too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.integration.conftest import Daemons
 from tests.reliability.production import (
+    OPS_PASSWORD,
+    OPS_USER,
     production_env,
+    run_cli,
     start_refused,
     wait_serving,
 )
@@ -83,3 +89,53 @@ def test_no_hsts_under_a_plain_http_public_url(prod_env: dict[str, str], daemons
     development = prod_env | {"DUNNING_ENV": "development"}
     base = start_web(daemons, development | {"DUNNING_PUBLIC_BASE_URL": "http://127.0.0.1:1"})
     assert "strict-transport-security" not in httpx.get(f"{base}/healthz/live").headers
+
+
+@pytest.mark.timeout(120)
+def test_metrics_and_health_details_are_for_operators_only(
+    prod_env: dict[str, str], daemons: Daemons, module_pg_url: str
+) -> None:
+    internal_port = free_port()
+    base = start_web(daemons, prod_env | {"DUNNING_OPS__METRICS_PORT": str(internal_port)})
+    login = (OPS_USER, OPS_PASSWORD)
+    with httpx.Client(base_url=base, timeout=15) as public:
+        refused = public.get("/metrics")
+        assert refused.status_code == 401
+        assert "dunning_" not in refused.text
+        assert public.get("/metrics", auth=(OPS_USER, "guess")).status_code == 401
+        scraped = public.get("/metrics", auth=login)
+        assert scraped.status_code == 200
+        assert (
+            "dunning_funnel_amount_minor" in scraped.text
+            or "dunning_funnel_invoices" in scraped.text
+        )
+
+        health = public.get("/healthz")
+        assert health.status_code == 200, health.text
+        url = urlsplit(module_pg_url)
+        for revealing in (url.hostname, url.username, url.path.strip("/"), "outbox", "/"):
+            assert revealing
+            assert revealing not in health.text, (revealing, health.text)
+        detailed = public.get("/healthz", auth=login).json()
+        assert url.path.strip("/") in detailed["checks"]["database"]["detail"]
+
+    internal = f"http://127.0.0.1:{internal_port}"
+    assert "dunning_funnel_invoices" in httpx.get(f"{internal}/metrics", timeout=15).text
+    for path in ("/ops", "/healthz", "/update/x"):
+        assert httpx.get(internal + path, timeout=15).status_code == 404, path
+
+
+@pytest.mark.timeout(120)
+def test_check_masks_passwords_in_the_user_part_and_the_query(
+    prod_env: dict[str, str], module_pg_url: str, tmp_path: Path
+) -> None:
+    joiner = "&" if "?" in module_pg_url else "?"
+    env = prod_env | {
+        "DUNNING_DATABASE_URL": f"{module_pg_url}{joiner}password=pg-query-secret-1",
+        "DUNNING_BROKER_URL": "redis://:redis-user-secret-2@127.0.0.1:1/0?password=redis-query-3",
+    }
+    finished = run_cli(["check", "--json"], env, tmp_path)
+    assert finished.code == 1, finished.err  # the broker is unreachable
+    for secret in ("pg-query-secret-1", "redis-user-secret-2", "redis-query-3"):
+        assert secret not in finished.out + finished.err, secret
+    assert "password=***" in finished.out

@@ -88,7 +88,7 @@ def test_metrics_exports_the_funnel_and_backlog_gauges(book: Book, client: TestC
     book.fail("a")
     book.fail("b")
     book.set(invoices, "in_a", paused=True)
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=AUTH).text
     assert 'dunning_funnel_invoices{stage="past_due"} 2.0' in text
     assert 'dunning_funnel_invoices{stage="paused"} 1.0' in text
     assert 'dunning_funnel_amount_minor{currency="EUR",stage="past_due"} 2000.0' in text

@@ -1,0 +1,18 @@
+"""Settings of the operators' surfaces: the ``/ops`` login and the internal metrics port of
+``dunning web``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+from config.production import DEFAULT_SECRET
+
+
+class OpsSettings(BaseModel):
+    username: str = "ops"
+    password: SecretStr = SecretStr(DEFAULT_SECRET)
+    # dunning web serves /metrics without credentials on this port only (bound to metrics_host,
+    # an address the public does not reach). 0: no such port; /metrics then needs the login.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+
