@@ -15,4 +15,3 @@ class OpsSettings(BaseModel):
     # an address the public does not reach). 0: no such port; /metrics then needs the login.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
-
