@@ -1,7 +1,9 @@
 """Settings of the operators' surfaces: the ``/ops`` login and the internal metrics port of
-``dunning web``."""
+``dunning web``; which internal networks merchant webhook endpoints may point at."""
 
 from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -15,3 +17,9 @@ class OpsSettings(BaseModel):
     # an address the public does not reach). 0: no such port; /metrics then needs the login.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+
+
+class EndpointSettings(BaseModel):
+    # Networks merchant webhook endpoints may point at although they are internal (loopback,
+    # private, link-local...), a JSON list of CIDRs: ["10.20.0.0/16"]. Empty: none.
+    allow_networks: list[IPv4Network | IPv6Network] = Field(default_factory=list)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.errors import ConfigError
-from config.ops_settings import OpsSettings
+from config.ops_settings import EndpointSettings, OpsSettings
 from config.production import DEFAULT_SECRET as DEFAULT_SECRET
 from config.production import production_problems
 
@@ -175,6 +175,7 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
     policy_file: Path = DEFAULT_POLICY_FILE
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    endpoints: EndpointSettings = Field(default_factory=EndpointSettings)
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.text
     brand: BrandSettings = Field(default_factory=BrandSettings)

@@ -80,9 +80,10 @@ class Container:
         if "webhook_sender" in self.overrides:
             sender: WebhookSender = self.overrides["webhook_sender"]
             return sender
+        from dunning.webhooks.destinations import endpoint_rules
         from dunning.webhooks.sender import HttpWebhookSender
 
-        return HttpWebhookSender()
+        return HttpWebhookSender(rules=endpoint_rules(self.settings))
 
     def close(self) -> None:
         """Release what this container built (not what was handed to it): the mail transport

@@ -10,6 +10,7 @@ from dunning.ops import endpoints
 from dunning.ops.timeline import iso
 from dunning.services.outbound import EVENT_TYPES
 from dunning.store.uow import transaction
+from dunning.webhooks.destinations import endpoint_rules
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +25,10 @@ def register(app: typer.Typer) -> None:
 
 
 def add_cmd(
-    url: str = typer.Argument(..., help="Where events are POSTed (http or https)."),
+    url: str = typer.Argument(
+        ...,
+        help="Where events are POSTed (https; http outside production); not an internal address.",
+    ),
     events: str = typer.Option(
         "",
         "--events",
@@ -39,7 +43,7 @@ def add_cmd(
     wanted = [e.strip() for e in events.split(",") if e.strip()]
     with with_database() as c, transaction(c.engine) as conn:
         endpoint_id, key = endpoints.add_endpoint(
-            conn, url, c.clock.now(), events=wanted, secret=secret
+            conn, url, c.clock.now(), rules=endpoint_rules(c.settings), events=wanted, secret=secret
         )
     if as_json:
         print_json({"id": endpoint_id, "url": url, "secret": key})

@@ -11,25 +11,18 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, func, insert, select, update
 
 from dunning.errors import ConfigError, NotFound, UsageError
 from dunning.services.outbound import EVENT_TYPES
 from dunning.store.tables import outbound_events, webhook_endpoints
+from dunning.webhooks.destinations import Rules, check_endpoint
 from dunning.webhooks.signatures import STANDARD_PREFIX, sign_standard
 
 
 def new_secret() -> str:
     return STANDARD_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"endpoint URL must be http(s)://host/…, not {url!r}")
-    return url
 
 
 def check_events(events: Sequence[str]) -> list[str]:
@@ -46,10 +39,12 @@ def add_endpoint(
     url: str,
     now: datetime,
     *,
+    rules: Rules,
     events: Sequence[str] = (),
     secret: str | None = None,
 ) -> tuple[int, str]:
-    """Register an endpoint (no events listed: all of them); return its id and secret."""
+    """Register an endpoint (no events listed: all of them); return its id and secret.
+    ``rules`` say which URLs may be registered (:mod:`dunning.webhooks.destinations`)."""
     secret = secret or new_secret()
     if not secret.startswith(STANDARD_PREFIX):
         raise UsageError("a webhook endpoint secret must start with 'whsec_'")
@@ -60,7 +55,7 @@ def add_endpoint(
     new_id = conn.execute(
         insert(webhook_endpoints)
         .values(
-            url=check_url(url),
+            url=check_endpoint(url, rules),
             secret=secret,
             event_types=check_events(events),
             status="active",

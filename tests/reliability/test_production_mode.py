@@ -3,11 +3,14 @@ refuses what would look safe and is not (the sandbox gateway and its fault knobs
 public URL, short secrets), exiting 2 and naming the variable; a started web service sends
 HSTS under an https public URL; /metrics is not served to the public without the ops login (a
 scraper uses the internal metrics port); the public /healthz names no host, user, database or
-path; ``dunning check`` masks passwords, in query strings too.
+path; ``dunning check`` masks passwords, in query strings too; ``dunning endpoints add``
+refuses internal, loopback, link-local, private and credential-bearing URLs (and plain http in
+production) unless a network is allowed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -139,3 +142,43 @@ def test_check_masks_passwords_in_the_user_part_and_the_query(
     for secret in ("pg-query-secret-1", "redis-user-secret-2", "redis-query-3"):
         assert secret not in finished.out + finished.err, secret
     assert "password=***" in finished.out
+
+
+INSIDE = [
+    "http://127.0.0.1:8000/hooks",
+    "http://localhost/hooks",
+    "http://[::1]/hooks",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.5/hooks",
+    "http://192.168.1.1/hooks",
+    "https://user:secret@merchant.example/hooks",
+]
+
+
+@pytest.mark.timeout(300)
+def test_endpoints_that_point_inside_are_refused(prod_env: dict[str, str], tmp_path: Path) -> None:
+    development = prod_env | {"DUNNING_ENV": "development"}
+    for url in INSIDE:
+        refused = run_cli(["endpoints", "add", url], development, tmp_path)
+        assert refused.code == 2, (url, refused.out, refused.err)
+        assert "endpoint" in refused.err, (url, refused.err)
+    production_http = run_cli(
+        ["endpoints", "add", "http://93.184.215.14/hooks"], prod_env, tmp_path
+    )
+    assert production_http.code == 2
+    assert "https" in production_http.err
+    allowed = development | {"DUNNING_ENDPOINTS__ALLOW_NETWORKS": '["127.0.0.0/8"]'}
+    added = run_cli(
+        ["endpoints", "add", "http://127.0.0.1:8000/hooks", "--json"], allowed, tmp_path
+    )
+    assert added.code == 0, added.err
+    listed = run_cli(["endpoints", "list", "--json"], development, tmp_path)
+    assert [e["url"] for e in json.loads(listed.out)["endpoints"]] == [
+        "http://127.0.0.1:8000/hooks"
+    ]
+    assert (
+        run_cli(
+            ["endpoints", "remove", str(json.loads(added.out)["id"])], development, tmp_path
+        ).code
+        == 0
+    )

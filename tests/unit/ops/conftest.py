@@ -143,6 +143,8 @@ def make_book(url: str, tmp_path: Path) -> Iterator[Book]:
         database_url=url,
         outbox_dir=tmp_path / "outbox",
         ops={"username": "ops", "password": OPS_PASSWORD},
+        # The merchant's receiver of these tests listens on loopback.
+        endpoints={"allow_networks": ["127.0.0.0/8"]},
     )
     engine = make_engine(url)
     clock = VirtualClock(START)

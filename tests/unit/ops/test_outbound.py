@@ -24,6 +24,7 @@ from dunning.store.tables import (
     webhook_endpoints,
 )
 from dunning.store.uow import transaction
+from dunning.webhooks.destinations import endpoint_rules
 from dunning.webhooks.signatures import standard_headers, verify_standard
 from schedules.producers import PRODUCERS, due_outbound
 from tests.unit.ops.conftest import Book, Receiver
@@ -34,7 +35,9 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 def endpoint(book: Book, url: str, events: tuple[str, ...] = ()) -> int:
     with transaction(book.c.engine) as conn:
-        endpoint_id, _ = add_endpoint(conn, url, book.now, events=events, secret=SECRET)
+        endpoint_id, _ = add_endpoint(
+            conn, url, book.now, rules=endpoint_rules(book.c.settings), events=events, secret=SECRET
+        )
     return endpoint_id
 
 
