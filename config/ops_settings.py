@@ -17,6 +17,10 @@ class OpsSettings(BaseModel):
     # an address the public does not reach). 0: no such port; /metrics then needs the login.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    # Failed ops logins allowed per client address within login_window_s; past them every
+    # login from that address gets 429 until the oldest failure leaves the window.
+    login_failures: int = Field(default=10, gt=0)
+    login_window_s: int = Field(default=900, gt=0)
 
 
 class EndpointSettings(BaseModel):

@@ -10,6 +10,7 @@ from dunning.web.headers import SecurityHeaders
 from dunning.web.ops import ops_routes
 from dunning.web.ops_api import api_routes
 from dunning.web.ops_invoice import invoice_routes
+from dunning.web.ops_throttle import LoginThrottle
 from dunning.web.ratelimit import AttemptLimits
 
 
@@ -29,6 +30,8 @@ def create_app(container: Container, *, limits: AttemptLimits | None = None) -> 
             *invoice_routes(container),
         ]
     )
+    ops = container.settings.ops
+    app.add_middleware(LoginThrottle, limit=ops.login_failures, window_s=ops.login_window_s)
     app.add_middleware(SecurityHeaders, https=_https(container))
     app.state.container = container
     return app

@@ -16,16 +16,19 @@ from starlette.routing import Route
 from dunning.bootstrap import Container
 from dunning.health import run_checks
 from dunning.web import metrics
-from dunning.web.ops_auth import authorized
+from dunning.web.ops_auth import authorized, challenge
 
 
 def routes(c: Container) -> list[Route]:
     """The health and metrics routes; the checks and gauges run in the threadpool."""
 
     async def ready(request: Request) -> Response:
+        header = request.headers.get("authorization")
+        detailed = authorized(c, header)
+        if header and not detailed:
+            return challenge()  # a failed login (counted by the login throttle)
         checks = await run_in_threadpool(run_checks, c)
         ok = all(check.ok for check in checks)
-        detailed = authorized(c, request.headers.get("authorization"))
         shown: dict[str, Any] = {
             check.name: {"ok": check.ok, "detail": check.detail} if detailed else {"ok": check.ok}
             for check in checks

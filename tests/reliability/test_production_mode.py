@@ -5,7 +5,8 @@ HSTS under an https public URL; /metrics is not served to the public without the
 scraper uses the internal metrics port); the public /healthz names no host, user, database or
 path; ``dunning check`` masks passwords, in query strings too; ``dunning endpoints add``
 refuses internal, loopback, link-local, private and credential-bearing URLs (and plain http in
-production) unless a network is allowed.
+production) unless a network is allowed; failed ops logins are logged and, past the budget of
+an address, refused (429) whatever the password.
 """
 
 from __future__ import annotations
@@ -182,3 +183,24 @@ def test_endpoints_that_point_inside_are_refused(prod_env: dict[str, str], tmp_p
         ).code
         == 0
     )
+
+
+@pytest.mark.timeout(120)
+def test_failed_ops_logins_are_logged_and_throttled(
+    prod_env: dict[str, str], daemons: Daemons
+) -> None:
+    env = prod_env | {"DUNNING_OPS__LOGIN_FAILURES": "4", "DUNNING_OPS__LOGIN_WINDOW_S": "300"}
+    base = start_web(daemons, env)
+    with httpx.Client(base_url=base, timeout=15) as client:
+        assert client.get("/ops").status_code == 401  # no credentials: a challenge, not a failure
+        for guess in ("a", "b", "c", "d"):
+            assert client.get("/ops", auth=(OPS_USER, guess)).status_code == 401
+        for path in ("/ops", "/metrics", "/healthz"):
+            throttled = client.get(path, auth=(OPS_USER, OPS_PASSWORD))
+            assert throttled.status_code == 429, path
+        assert client.get("/healthz/live").status_code == 200
+    lines = daemons.running["web"].json_lines()
+    failed = [line for line in lines if "failed login from 127.0.0.1" in line.get("message", "")]
+    assert len(failed) == 4
+    assert any("too many failed logins" in line.get("message", "") for line in lines)
+    assert OPS_PASSWORD not in daemons.running["web"].log()
