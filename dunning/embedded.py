@@ -11,6 +11,7 @@ import uvicorn
 
 from dunning.bootstrap import Container
 from dunning.store.migrate import upgrade
+from dunning.urls import masked
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def run_embedded(c: Container, *, host: str, port: int, threads: int) -> None:
         "dunning is running on http://%s:%d (database %s, outbox %s)",
         host,
         port,
-        c.settings.database_url,
+        masked(c.settings.database_url),
         c.settings.outbox_dir,
     )
     try:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dunning.errors import ConfigError
 from dunning.store.migrate import current_revision, head_revision, is_known
+from dunning.urls import masked
 
 UPGRADE = "run `dunning db upgrade`"
 
@@ -29,8 +30,9 @@ class DatabaseNotReady(ConfigError):
 
 
 def shown(url: URL) -> str:
-    """The URL as configured (no driver name added), without its password, for messages."""
-    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+    """The URL as configured (no driver name added), its passwords masked (in the user part
+    and the query), for messages."""
+    return masked(url.set(drivername=url.get_backend_name()).render_as_string(hide_password=False))
 
 
 def sqlite_file(url: URL) -> Path | None:
