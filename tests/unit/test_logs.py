@@ -131,10 +131,12 @@ def test_card_update_tokens_never_reach_a_log_line(
     # uvicorn started with its own log config (as other tests do) leaves its access logger
     # disabled or not propagating; `dunning web` starts it with ours, as here.
     access = logging.getLogger("uvicorn.access")
-    monkeypatch.setattr(access, "disabled", False)
-    monkeypatch.setattr(access, "propagate", True)
-    monkeypatch.setattr(access, "handlers", [])
-    monkeypatch.setattr(access, "level", logging.NOTSET)
+    for logger in (logging.getLogger("uvicorn"), access):
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "propagate", True)
+        monkeypatch.setattr(logger, "handlers", [])
+        monkeypatch.setattr(logger, "level", logger.level)  # put back afterwards
+        logger.setLevel(logging.NOTSET)  # not the attribute alone: this clears logging's cache
 
     out = io.StringIO()
     logs.configure_logging(load_settings(log_format=fmt), stream=out)
