@@ -22,14 +22,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _each(items: list[T], what: str, fn: Callable[[T], str]) -> dict[str, int]:
+def _each(
+    items: list[T], what: str, fn: Callable[[T], str], *, alone: bool = False
+) -> dict[str, int]:
+    """``fn`` on each item. With ``alone``, an item's transient error does not stop the items
+    after it: the first such error is raised once every item was tried (the batch is retried,
+    and finds the others done)."""
     tally: Counter[str] = Counter()
+    transient: Exception | None = None
     for item in items:
         try:
             tally[fn(item)] += 1
         except PermanentError as exc:
             log.error("%s %s failed for good: %s", what, item, exc)
             tally["failed"] += 1
+        except Exception as exc:
+            if not alone:
+                raise
+            log.warning("%s %s not done, tried again later: %s", what, item, exc)
+            transient = transient or exc
+    if transient is not None:
+        raise transient
     return dict(tally)
 
 
@@ -62,10 +75,11 @@ def run_steps(invoice_ids: list[str]) -> dict[str, int]:
 
 
 def process_events(ids: list[int]) -> dict[str, int]:
-    """Apply stored gateway webhook events."""
+    """Apply stored gateway webhook events, each on its own: one that fails for good is marked
+    ``failed`` and the next one goes on."""
     c = context.get()
     now = c.clock.now()
-    return _each(ids, "event", lambda i: process_event(c, int(i), now))
+    return _each(ids, "event", lambda i: process_event(c, int(i), now), alone=True)
 
 
 def resolve_attempts(keys: list[str]) -> dict[str, int]:

@@ -1,11 +1,17 @@
-"""Operator commands on the broker: ``queues`` and ``dlq list|requeue|purge``."""
+"""Operator commands on the broker: ``queues`` and ``dlq list|requeue|purge``.
+
+``dlq list`` also shows the gateway webhook events that failed for good (they are rows in the
+database, not messages), and ``dlq requeue`` offers them to the worker again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from dunning.bootstrap import Container
 from dunning.broker_names import QUEUES
@@ -20,6 +26,7 @@ from dunning.cli.common import (
 )
 from dunning.ops import present
 from dunning.ops.brokers import BrokerUnavailable, reading
+from dunning.store import inbox
 
 QueueOpt = typer.Option(None, "--queue", "-q", help="Only this queue.")
 ActorOpt = typer.Option(None, "--actor", "-a", help="Only messages of this actor.")
@@ -40,15 +47,17 @@ def _now_ms(c: Container) -> int:
     return int(c.clock.now().timestamp() * 1000)
 
 
-def _no_queues(as_json: bool) -> None:
-    """Say that the in-process stub broker has nothing to read."""
+def _no_queues(as_json: bool, events: list[inbox.FailedEvent] | int | None = None) -> None:
+    """Say that the in-process stub broker has nothing to read (failed gateway events are in
+    the database, and shown all the same)."""
     if as_json:
-        print_json({"broker": "stub", "queues": [], "dead_letters": []})
+        print_json({"broker": "stub", "queues": [], "dead_letters": []} | _events_json(events))
     else:
         console.print(
             "stub broker (the embedded default): its queues live inside the running "
             "process; nothing to read here"
         )
+        _print_events(events)
 
 
 def _queues(only: str | None) -> tuple[str, ...]:
@@ -69,10 +78,11 @@ def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool
     queues = _queues(queue)
     with opened() as c:
         now_ms = _now_ms(c)
+        events = _failed_events(c, action, queues, actor)
         try:
             with reading(c.settings) as view:
                 if view is None:
-                    return _no_queues(as_json)
+                    return _no_queues(as_json, events)
                 if action == "list":
                     letters = view.dead(queues, now_ms=now_ms, actor=actor)
                 elif action == "requeue":
@@ -83,15 +93,52 @@ def _dlq_action(action: str, queue: str | None, actor: str | None, as_json: bool
             raise _broker_down(exc) from None
     if action == "list":
         if as_json:
-            print_json({"broker": view.kind, "dead_letters": [d.as_dict(now_ms) for d in letters]})
+            print_json(
+                {"broker": view.kind, "dead_letters": [d.as_dict(now_ms) for d in letters]}
+                | _events_json(events)
+            )
         else:
             console.print(present.dead_table(letters, now_ms))
+            _print_events(events)
     elif as_json:
-        print_json({action + "d": count})
+        print_json({action + "d": count} | _events_json(events))
     else:
         verb = "moved back to their queues" if action == "requeue" else "deleted"
         console.print(f"{count} dead letter(s) {verb}")
+        _print_events(events)
     return None
+
+
+def _failed_events(
+    c: Container, action: str, queues: tuple[str, ...], actor: str | None
+) -> list[inbox.FailedEvent] | int | None:
+    """Gateway events that failed for good, listed or put back as ``received`` (``requeue``);
+    ``None`` when the command is not about them (another queue or actor, or ``purge``: they
+    are records of what a gateway sent, kept)."""
+    if action == "purge" or "events" not in queues or actor not in (None, "process_events"):
+        return None
+    try:
+        with c.engine.begin() as conn:
+            return inbox.failed(conn) if action == "list" else inbox.requeue_failed(conn)
+    except SQLAlchemyError as exc:  # the broker's dead letters are still worth showing
+        first = str(exc).splitlines()[0]
+        err_console.print(f"cannot read failed gateway events: {first}", markup=False)
+        return None
+
+
+def _events_json(events: list[inbox.FailedEvent] | int | None) -> dict[str, Any]:
+    if events is None:
+        return {}
+    if isinstance(events, int):
+        return {"requeued_events": events}
+    return {"failed_events": [e.as_dict() for e in events]}
+
+
+def _print_events(events: list[inbox.FailedEvent] | int | None) -> None:
+    if isinstance(events, int):
+        console.print(f"{events} failed gateway event(s) offered to the worker again")
+    elif events:
+        console.print(present.failed_events_table(events))
 
 
 def register(app: typer.Typer) -> None:
@@ -124,14 +171,16 @@ def _dlq_app() -> typer.Typer:
     def dlq_list(
         queue: str | None = QueueOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
     ) -> None:
-        """Show dead letters: id, actor, queue, age, arguments (no secrets), last error."""
+        """Show dead letters: id, actor, queue, age, arguments (no secrets), last error; and
+        the gateway events that failed for good, with their error."""
         _dlq_action("list", queue, actor, as_json)
 
     @dlq.command("requeue")
     def dlq_requeue(
         queue: str | None = QueueOpt, actor: str | None = ActorOpt, as_json: bool = JsonOpt
     ) -> None:
-        """Move dead letters back to their queue to be processed again."""
+        """Move dead letters back to their queue to be processed again, and offer the gateway
+        events that failed for good to the worker again (once their cause is fixed)."""
         _dlq_action("requeue", queue, actor, as_json)
 
     @dlq.command("purge")

@@ -19,6 +19,7 @@ from dunning.mail.formatting import money
 from dunning.ops.overpayments import due_totals
 from dunning.policy.config import PolicyBook
 from dunning.policy.schedule import STEP_FINAL_NOTICE, dunning_steps
+from dunning.store import inbox
 from dunning.store.tables import (
     invoices,
     leader_leases,
@@ -92,6 +93,7 @@ class Funnel:
     outbound_failed: int
     refunds_due: Stage = field(default_factory=Stage)  # overpayments waiting for a refund
     scheduler: Leader | None = None  # None: no scheduler has ever run on this database
+    events_failed: int = 0  # gateway webhook events that failed for good (`dunning dlq list`)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -218,6 +220,7 @@ def funnel(conn: Connection, book: PolicyBook, now: datetime) -> Funnel:
         outbound_failed=int(failed),
         refunds_due=_refunds_due(conn),
         scheduler=_scheduler(conn),
+        events_failed=inbox.count_failed(conn),
     )
 
 

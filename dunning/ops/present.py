@@ -11,6 +11,7 @@ from dunning.ops.deadletters import DeadLetter
 from dunning.ops.funnel import NO_LEADER, Funnel, stage_rows
 from dunning.ops.queues import QueueStats
 from dunning.ops.timeline import iso
+from dunning.store.inbox import FailedEvent
 
 
 def duration(seconds: float | None) -> str:
@@ -62,6 +63,17 @@ def dead_table(letters: Sequence[DeadLetter], now_ms: int) -> Table:
     return table
 
 
+def failed_events_table(events: Sequence[FailedEvent]) -> Table:
+    table = Table("id", "provider", "event", "type", "received", "failed", "error")
+    table.title = "gateway events failed for good"
+    for e in events:
+        table.add_row(
+            str(e.id), e.provider, e.event_id, e.type, iso(e.received_at), iso(e.failed_at),
+            e.error or "",
+        )  # fmt: skip
+    return table
+
+
 def funnel_tables(f: Funnel) -> list[Table]:
     stages = Table("stage", "invoices", "amount", title="dunning funnel")
     for name, count, amounts in stage_rows(f):
@@ -77,6 +89,8 @@ def funnel_tables(f: Funnel) -> list[Table]:
         "outbox (all pending)", str(f.outbox_pending), iso(f.outbox_oldest_pending_at), ""
     )
     backlog.add_row("webhooks failed for good", str(f.outbound_failed), "", "")
+    failed = f"[red]{f.events_failed}[/]" if f.events_failed else "0"
+    backlog.add_row("gateway events failed", failed, "", "")  # dunning dlq list
     leader = f.scheduler.describe() if f.scheduler else NO_LEADER
     backlog.caption = f"scheduler leader: {leader}"
     return [stages, backlog]

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from dunning.errors import NotFound
-from dunning.ports import Pipeline
 from dunning.store import rows
 from dunning.store.tables import customers, payment_methods, subscriptions
 from dunning.store.upsert import insert_ignore
@@ -49,70 +48,70 @@ def insert_card(
 
 
 def ensure_subscription(
-    c: Pipeline, event: ev.PaymentFailed | ev.ActionRequired, now: datetime
+    conn: Connection, event: ev.PaymentFailed | ev.ActionRequired, now: datetime
 ) -> None:
-    """Create the customer, card and subscription an event names when they are new to us."""
+    """Create the customer, card and subscription an event names when they are new to us,
+    in the caller's transaction."""
     assert event.subscription_ref is not None
-    with c.engine.begin() as conn:
-        if rows.find(conn, subscriptions, event.subscription_ref) is not None:
-            return
-        info = getattr(event, "customer", None)
-        card = getattr(event, "card", None)
-        customer_ref = event.customer_ref or (info.ref if info else None)
-        if customer_ref is None or (
-            rows.find(conn, customers, customer_ref) is None and (info is None or not info.email)
-        ):
-            raise NotFound(
-                f"subscription {event.subscription_ref!r} is unknown and the event "
-                "does not say whose it is"
-            )
-        insert_ignore(
-            conn,
-            customers,
-            [
-                {
-                    "id": customer_ref,
-                    "email": info.email if info else "",
-                    "name": info.name or "" if info else "",
-                    "billing_emails": [],
-                    "stripe_customer_id": customer_ref if event.provider == "stripe" else None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
-            conflict=["id"],
+    if rows.find(conn, subscriptions, event.subscription_ref) is not None:
+        return
+    info = getattr(event, "customer", None)
+    card = getattr(event, "card", None)
+    customer_ref = event.customer_ref or (info.ref if info else None)
+    if customer_ref is None or (
+        rows.find(conn, customers, customer_ref) is None and (info is None or not info.email)
+    ):
+        raise NotFound(
+            f"subscription {event.subscription_ref!r} is unknown and the event "
+            "does not say whose it is"
         )
-        card_id = None
-        if card is not None and card.ref and card.last4:
-            has_default = (
-                conn.execute(
-                    select(payment_methods.c.id).where(
-                        payment_methods.c.customer_id == customer_ref,
-                        payment_methods.c.is_default.is_(True),
-                    )
-                ).first()
-                is not None
-            )
-            insert_card(
-                conn, card.ref, customer_ref, card, event.provider, now, default=not has_default
-            )
-            card_id = card.ref
-        insert_ignore(
-            conn,
-            subscriptions,
-            [
-                {
-                    "id": event.subscription_ref,
-                    "customer_id": customer_ref,
-                    "plan": "default",
-                    "amount": event.amount,
-                    "currency": event.currency.upper(),
-                    "interval": "month",
-                    "status": "active",
-                    "payment_method_id": card_id,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
-            conflict=["id"],
+    insert_ignore(
+        conn,
+        customers,
+        [
+            {
+                "id": customer_ref,
+                "email": info.email if info else "",
+                "name": info.name or "" if info else "",
+                "billing_emails": [],
+                "stripe_customer_id": customer_ref if event.provider == "stripe" else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+        conflict=["id"],
+    )
+    card_id = None
+    if card is not None and card.ref and card.last4:
+        has_default = (
+            conn.execute(
+                select(payment_methods.c.id).where(
+                    payment_methods.c.customer_id == customer_ref,
+                    payment_methods.c.is_default.is_(True),
+                )
+            ).first()
+            is not None
         )
+        insert_card(
+            conn, card.ref, customer_ref, card, event.provider, now, default=not has_default
+        )
+        card_id = card.ref
+    insert_ignore(
+        conn,
+        subscriptions,
+        [
+            {
+                "id": event.subscription_ref,
+                "customer_id": customer_ref,
+                "plan": "default",
+                "amount": event.amount,
+                "currency": event.currency.upper(),
+                "interval": "month",
+                "status": "active",
+                "payment_method_id": card_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+        conflict=["id"],
+    )

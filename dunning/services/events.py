@@ -12,21 +12,20 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from dunning.errors import NotFound
 from dunning.gateways.base import ChargeResult, Decline
 from dunning.ports import Pipeline
 from dunning.services import lifecycle
 from dunning.services.attempt_results import apply_answers
+from dunning.services.event_failures import describe, fails_for_good
 from dunning.services.event_records import ensure_subscription, insert_card
-from dunning.services.failures import FailedCharge, record_failure
-from dunning.store import attempts, rows
+from dunning.services.failures import FailedCharge, record_failure_in
+from dunning.store import attempts, inbox, rows
 from dunning.store.tables import (
     customers,
     payment_methods,
     subscriptions,
-    webhook_events,
 )
 from dunning.store.uow import transaction
 from dunning.webhooks import events as ev
@@ -46,33 +45,32 @@ def parse(provider: str, payload: Mapping[Any, Any], received_at: datetime) -> l
 
 
 def process_event(c: Pipeline, event_row_id: int, now: datetime) -> str:
-    """Apply one stored event; safe to run twice. Returns the event's new status."""
+    """Apply one stored event; safe to run twice. Returns the event's new status.
+
+    An event that fails for good (:func:`fails_for_good`) is marked ``failed`` with its error,
+    and nothing it would have written is kept; a transient error is raised, the event stays
+    ``received`` and is tried again.
+    """
     with c.engine.connect() as conn:
-        row = (
-            conn.execute(select(webhook_events).where(webhook_events.c.id == event_row_id))
-            .mappings()
-            .first()
-        )
+        row = inbox.load(conn, event_row_id)
     if row is None or row["status"] != "received":
         return "skipped"
-    status, error = "processed", None
     try:
         parsed = parse(row["provider"], row["payload"], row["received_at"])
         applied = [apply(c, e, now) for e in parsed]
-        if all(a == "ignored" for a in applied):
-            status = "ignored"
-    except (ev.MalformedEvent, NotFound) as exc:
-        status, error = "failed", str(exc)
-        log.warning("webhook event %s/%s not applied: %s", row["provider"], row["event_id"], exc)
-    else:
-        if "deferred" in applied:
-            return _defer(c, row, now)
+    except Exception as exc:
+        if not fails_for_good(exc):
+            raise
+        error = describe(exc)
+        log.warning("webhook event %s/%s failed: %s", row["provider"], row["event_id"], error)
+        with c.engine.begin() as conn:
+            inbox.finish(conn, event_row_id, "failed", now, error)
+        return "failed"
+    if "deferred" in applied:
+        return _defer(c, row, now)
+    status = "ignored" if all(a == "ignored" for a in applied) else "processed"
     with c.engine.begin() as conn:
-        conn.execute(
-            update(webhook_events)
-            .where(webhook_events.c.id == event_row_id, webhook_events.c.status == "received")
-            .values(status=status, error=error, processed_at=now)
-        )
+        inbox.finish(conn, event_row_id, status, now)
     return status
 
 
@@ -80,11 +78,8 @@ def _defer(c: Pipeline, row: Mapping[Any, Any], now: datetime) -> str:
     """Leave the event for later: the producer offers it again once the charge in flight on
     its invoice has had time to be answered or looked up."""
     until = now + timedelta(seconds=c.settings.timing.unknown_after_s)
-    stmt = update(webhook_events).where(
-        webhook_events.c.id == row["id"], webhook_events.c.status == "received"
-    )
     with c.engine.begin() as conn:
-        conn.execute(stmt.values(claimed_until=until, error="deferred: a charge is in flight"))
+        inbox.defer(conn, row["id"], until, "deferred: a charge is in flight")
     log.info(
         "webhook event %s/%s deferred: a charge is in flight", row["provider"], row["event_id"]
     )
@@ -134,24 +129,22 @@ def _failed(c: Pipeline, event: ev.PaymentFailed | ev.ActionRequired, now: datet
         return "known_attempt"  # our own charge: already counted when we made it
     if event.invoice_ref is None or event.subscription_ref is None:
         return "ignored"
-    ensure_subscription(c, event, now)
     decline = event.decline
     if isinstance(event, ev.ActionRequired) and not decline.decline_code:
         decline = Decline(decline_code="authentication_required")
-    return record_failure(
-        c,
-        FailedCharge(
-            invoice_id=event.invoice_ref,
-            subscription_id=event.subscription_ref,
-            amount=event.amount,
-            currency=event.currency,
-            decline=decline,
-            occurred_at=min(event.occurred_at, now),
-            attempt_key=key,
-            stripe_invoice_id=event.invoice_ref if event.provider == "stripe" else None,
-        ),
-        now,
+    failure = FailedCharge(
+        invoice_id=event.invoice_ref,
+        subscription_id=event.subscription_ref,
+        amount=event.amount,
+        currency=event.currency,
+        decline=decline,
+        occurred_at=min(event.occurred_at, now),
+        attempt_key=key,
+        stripe_invoice_id=event.invoice_ref if event.provider == "stripe" else None,
     )
+    with transaction(c.engine) as conn:  # all of it or nothing: a refused row undoes the rest
+        ensure_subscription(conn, event, now)
+        return record_failure_in(conn, c, failure, now)
 
 
 def _paid(c: Pipeline, event: ev.InvoicePaid, now: datetime) -> str:

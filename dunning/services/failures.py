@@ -46,24 +46,29 @@ def record_failure(c: Pipeline, failure: FailedCharge, now: datetime) -> str:
     """Start (or continue) dunning for an invoice whose charge failed. Safe to run twice.
     Returns ``recorded``, ``known_attempt``, ``not_open``, ``cancelled`` or ``no_card``."""
     with transaction(c.engine) as conn:
-        if failure.attempt_key and attempts.exists(conn, failure.attempt_key):
-            return "known_attempt"
-        sub = rows.get(conn, subscriptions, failure.subscription_id)
-        cust = rows.get(conn, customers, sub["customer_id"])
-        inv: Mapping[Any, Any] | None = rows.find(conn, invoice_table, failure.invoice_id)
-        if inv is None:
-            inv = _open_invoice(conn, c, failure, sub, cust, now)
-        elif inv["status"] != InvoiceStatus.open:
-            return "not_open"
-        elif inv["first_failed_at"] is None:
-            invoices.set_values(conn, inv["id"], now=now, first_failed_at=failure.occurred_at)
-            inv = dict(inv, first_failed_at=failure.occurred_at)
-        if sub["status"] == SubscriptionStatus.cancelled:
-            return "cancelled"
-        card = rows.find(conn, payment_methods, sub["payment_method_id"] or "")
-        if card is None:
-            return "no_card"
-        _record_attempt(conn, c, Case(inv, sub, cust, card), failure, now)
+        return record_failure_in(conn, c, failure, now)
+
+
+def record_failure_in(conn: Connection, c: Pipeline, failure: FailedCharge, now: datetime) -> str:
+    """:func:`record_failure` inside the caller's transaction (``dunning.store.uow``)."""
+    if failure.attempt_key and attempts.exists(conn, failure.attempt_key):
+        return "known_attempt"
+    sub = rows.get(conn, subscriptions, failure.subscription_id)
+    cust = rows.get(conn, customers, sub["customer_id"])
+    inv: Mapping[Any, Any] | None = rows.find(conn, invoice_table, failure.invoice_id)
+    if inv is None:
+        inv = _open_invoice(conn, c, failure, sub, cust, now)
+    elif inv["status"] != InvoiceStatus.open:
+        return "not_open"
+    elif inv["first_failed_at"] is None:
+        invoices.set_values(conn, inv["id"], now=now, first_failed_at=failure.occurred_at)
+        inv = dict(inv, first_failed_at=failure.occurred_at)
+    if sub["status"] == SubscriptionStatus.cancelled:
+        return "cancelled"
+    card = rows.find(conn, payment_methods, sub["payment_method_id"] or "")
+    if card is None:
+        return "no_card"
+    _record_attempt(conn, c, Case(inv, sub, cust, card), failure, now)
     return "recorded"
 
 
