@@ -48,8 +48,8 @@ def import_cmd(
         ready(c)
         started = time.perf_counter()
         with _progress(file, enabled=console.is_terminal and not as_json) as progress:
-            report = import_file(c.engine, file, now=c.clock.now(), chunk_size=chunk_size,
-                                 progress=progress)  # fmt: skip
+            report = import_file(c.engine, file, now=c.clock.now(), pipeline=c,
+                                 chunk_size=chunk_size, progress=progress)  # fmt: skip
         elapsed_s = time.perf_counter() - started
     except UnreadableFile as exc:
         sys.stderr.write(f"error: {exc}\n")

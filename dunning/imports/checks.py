@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from dunning.gateways.cards import mask_pans
-from dunning.imports.lines import CustomerLine
+from dunning.imports.lines import CustomerLine, InvoiceLine
 
 ROOT = "$"
 
@@ -105,4 +105,16 @@ def cross_check(c: CustomerLine) -> list[tuple[str, str]]:
                     "is cancelled; an invoice in dunning needs a live one",
                 )
             )
+        problems += _attempt_times(i, inv)
     return problems
+
+
+def _attempt_times(i: int, inv: InvoiceLine) -> list[tuple[str, str]]:
+    last = inv.last_attempt_at
+    if last is None or last == inv.first_failed_at:
+        return []
+    if last < inv.first_failed_at:
+        return [(f"invoices.{i}.last_attempt_at", "is before first_failed_at")]
+    if inv.attempts == 1:
+        return [(f"invoices.{i}.last_attempt_at", "differs from first_failed_at with 1 attempt")]
+    return []

@@ -148,7 +148,8 @@ class DeclineLine(_Line):
 
 
 class InvoiceLine(_Line):
-    """An invoice already in dunning: ``attempts`` charges have failed since ``first_failed_at``."""
+    """An invoice already in dunning: ``attempts`` charges have failed since ``first_failed_at``,
+    the last at ``last_attempt_at``; ``notified`` says the customer has been told already."""
 
     id: Id
     subscription: Id
@@ -156,7 +157,9 @@ class InvoiceLine(_Line):
     currency: Currency
     first_failed_at: Instant
     attempts: Annotated[int, Field(ge=1, le=1000)]
+    last_attempt_at: Instant | None = None
     decline: DeclineLine | None = None
+    notified: bool = False
 
 
 class CustomerLine(_Line):

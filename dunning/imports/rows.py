@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dunning.imports.lines import CustomerLine, InvoiceLine
+from dunning.imports.lines import CardLine, CustomerLine, InvoiceLine
 from dunning.imports.state import Existing, default_card, keeps_card
+from dunning.store.attempts import idempotency_key
 
 ACTOR = "import"
+# The reason of the attempt rows an import writes for the charges that failed before it.
+IMPORTED = "imported"
 
 # The keys of each kind of row, in the order the database reads them.
 CUSTOMER_FIELDS = ("id", "email", "name", "locale", "timezone", "billing_emails",
@@ -22,6 +25,10 @@ SUBSCRIPTION_FIELDS = ("id", "customer_id", "plan", "amount", "currency", "inter
 INVOICE_FIELDS = ("id", "subscription_id", "customer_id", "amount", "currency", "status",
                   "attempt_count", "first_failed_at", "next_attempt_at", "next_step_at",
                   "last_decline_code")  # fmt: skip
+ATTEMPT_FIELDS = ("idempotency_key", "invoice_id", "attempt_no", "customer_id",
+                  "payment_method_id", "network", "amount", "currency", "initiator", "status",
+                  "decline_code", "network_code", "advice_code", "network_advice_code", "reason",
+                  "created_at", "resolved_at")  # fmt: skip
 AUDIT_FIELDS = ("at", "kind", "invoice_id", "subscription_id", "customer_id",
                 "payment_method_id", "actor", "reason", "message", "data")  # fmt: skip
 
@@ -37,6 +44,7 @@ class ChunkRows:
     audit: dict[str, dict[str, Any]] = field(default_factory=dict)  # by invoice id
     owner: dict[str, str] = field(default_factory=dict)  # card/sub/invoice id -> customer
     invoice_subscription: dict[str, str] = field(default_factory=dict)
+    attempts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by invoice id
 
 
 def build_rows(lines: list[CustomerLine], existing: Existing, now: datetime) -> ChunkRows:
@@ -65,7 +73,19 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
             "last_payment_at": max(paid, default=None),
         }
     )
-    default = default_card(c)
+    cards = _add_cards(out, c)
+    cards_of = _add_subscriptions(out, c, existing, now)
+    for inv in c.invoices:
+        card_id = cards_of.get(inv.subscription)
+        out.owner[inv.id] = c.id
+        out.invoice_subscription[inv.id] = inv.subscription
+        out.invoices.append(_invoice_row(c.id, inv, now))
+        out.audit[inv.id] = _audit_row(c.id, inv, card_id, now)
+        if card_id is not None:
+            out.attempts[inv.id] = _attempt_rows(c.id, inv, card_id, cards.get(card_id), now)
+
+
+def _add_cards(out: ChunkRows, c: CustomerLine) -> dict[str, CardLine]:
     for pm in c.payment_methods:
         out.owner[pm.id] = c.id
         out.cards.append(
@@ -82,6 +102,14 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
                 "status": "active",
             }
         )
+    return {pm.id: pm for pm in c.payment_methods}
+
+
+def _add_subscriptions(
+    out: ChunkRows, c: CustomerLine, existing: Existing, now: datetime
+) -> dict[str, str | None]:
+    """Add the subscription rows; return the card of each."""
+    default = default_card(c)
     cards_of: dict[str, str | None] = {}
     for sub in c.subscriptions:
         out.owner[sub.id] = c.id
@@ -107,16 +135,48 @@ def _add_customer(out: ChunkRows, c: CustomerLine, existing: Existing, now: date
                 "cancelled_at": now if status == "cancelled" else None,
             }
         )
-    for inv in c.invoices:
-        out.owner[inv.id] = c.id
-        out.invoice_subscription[inv.id] = inv.subscription
-        out.invoices.append(_invoice_row(c.id, inv, now))
-        out.audit[inv.id] = _audit_row(c.id, inv, cards_of.get(inv.subscription), now)
+    return cards_of
+
+
+def _attempt_rows(
+    customer: str, inv: InvoiceLine, card_id: str, card: CardLine | None, now: datetime
+) -> list[dict[str, Any]]:
+    """The failed charges the line reports, as the pipeline records its own: the first at
+    ``first_failed_at``, the others at ``last_attempt_at`` (when the file gives no time, the
+    latest it may have been: what the network limits count strictest), the last with the
+    decline."""
+    network = card.network if card is not None else "unknown"
+    last_at = inv.last_attempt_at or inv.first_failed_at
+    out = []
+    for n in range(1, inv.attempts + 1):
+        decline = inv.decline if n == inv.attempts else None
+        out.append(
+            {
+                "idempotency_key": idempotency_key(inv.id, n),
+                "invoice_id": inv.id,
+                "attempt_no": n,
+                "customer_id": customer,
+                "payment_method_id": card_id,
+                "network": network,
+                "amount": inv.amount,
+                "currency": inv.currency,
+                "initiator": "merchant",
+                "status": "declined",
+                "decline_code": decline.decline_code if decline else None,
+                "network_code": decline.network_code if decline else None,
+                "advice_code": decline.advice_code if decline else None,
+                "network_advice_code": decline.network_advice_code if decline else None,
+                "reason": IMPORTED,
+                "created_at": inv.first_failed_at if n == 1 else last_at,
+                "resolved_at": now,
+            }
+        )
+    return out
 
 
 def _invoice_row(customer: str, inv: InvoiceLine, now: datetime) -> dict[str, Any]:
-    # The pipeline re-derives the real schedule from the policy the first time it looks at
-    # an invoice due now.
+    # The retry is scheduled (or the retries stopped) before the commit, from the attempts
+    # (dunning.services.imported); the steps are caught up from first_failed_at on the next scan.
     return {
         "id": inv.id,
         "subscription_id": inv.subscription,
@@ -126,7 +186,7 @@ def _invoice_row(customer: str, inv: InvoiceLine, now: datetime) -> dict[str, An
         "status": "open",
         "attempt_count": inv.attempts,
         "first_failed_at": inv.first_failed_at,
-        "next_attempt_at": now,
+        "next_attempt_at": None,
         "next_step_at": now,
         "last_decline_code": inv.decline.decline_code if inv.decline else None,
     }
@@ -148,6 +208,8 @@ def _audit_row(customer: str, inv: InvoiceLine, card: str | None, now: datetime)
             "currency": inv.currency,
             "attempts": inv.attempts,
             "first_failed_at": inv.first_failed_at.isoformat(),
+            "last_attempt_at": (inv.last_attempt_at or inv.first_failed_at).isoformat(),
             "decline": inv.decline.model_dump() if inv.decline else None,
+            "notified": inv.notified,
         },
     }

@@ -19,19 +19,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError
 
 from dunning.errors import PermanentError
-from dunning.gateways.cards import mask_pans
-from dunning.imports.checks import ROOT, LineError, parse_line
+from dunning.imports.checks import LineError, parse_line
+from dunning.imports.commit import Target, write
 from dunning.imports.lines import CustomerLine
-from dunning.imports.writer import (
-    ChunkResult,
-    Prepared,
-    StoredElsewhere,
-    prepare,
-    write_chunk,
-)
+from dunning.imports.writer import ChunkResult, prepare
+from dunning.ports import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -131,20 +125,22 @@ def import_file(
     path: str | Path,
     *,
     now: datetime,
+    pipeline: Pipeline | None = None,
     chunk_size: int = 2000,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Load the customers of a JSON-lines file; raise :class:`UnreadableFile` if it cannot be read.
 
-    Blank lines are skipped. ``now`` stamps every row written and is when imported invoices
-    become due to the pipeline.
+    Blank lines are skipped. ``now`` stamps every row written; ``pipeline`` continues the
+    dunning of the invoices the file brings (a file with some cannot be loaded without it).
     """
     if now.tzinfo is None:
         raise ValueError("import_file needs a timezone-aware now")
     report = ImportReport()
+    target = Target(engine, now, pipeline)
     try:
         with open(path, "rb") as f, _rare_collections():
-            _run(engine, f, report, now=now, chunk_size=max(1, chunk_size), progress=progress)
+            _run(target, f, report, chunk_size=max(1, chunk_size), progress=progress)
     except OSError as exc:
         raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
     return report
@@ -176,20 +172,21 @@ class _Writer:
     being written waits for it.
     """
 
-    def __init__(self, engine: Engine, report: ImportReport, now: datetime) -> None:
-        self._engine, self._report, self._now = engine, report, now
-        workers = WRITERS if engine.dialect.name == "postgresql" else 1
+    def __init__(self, target: Target, report: ImportReport) -> None:
+        self._target, self._report = target, report
+        workers = WRITERS if target.engine.dialect.name == "postgresql" else 1
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="import-writer")
         self._pending: deque[tuple[_Seen, Future[ChunkResult]]] = deque()
 
     def submit(self, batch: list[tuple[int, CustomerLine]], ids: _Seen) -> None:
-        prepared = prepare(self._engine.dialect, [c for _, c in batch], self._now)
+        target = self._target
+        prepared = prepare(target.engine.dialect, [c for _, c in batch], target.now)
         # A chunk naming an id of one being written waits for it: the later line wins.
         while self._pending and (
             len(self._pending) >= IN_FLIGHT or any(ids.overlaps(s) for s, _ in self._pending)
         ):
             self._collect()
-        future = self._pool.submit(_write, self._engine, batch, self._now, prepared)
+        future = self._pool.submit(write, target, batch, prepared)
         self._pending.append((ids, future))
 
     def wait(self) -> None:
@@ -204,18 +201,17 @@ class _Writer:
 
 
 def _run(
-    engine: Engine,
+    target: Target,
     f: BinaryIO,
     report: ImportReport,
     *,
-    now: datetime,
     chunk_size: int,
     progress: Progress | None,
 ) -> None:
     batch: list[tuple[int, CustomerLine]] = []
     seen = _Seen()
     lines_read = bytes_read = 0
-    writer = _Writer(engine, report, now)
+    writer = _Writer(target, report)
 
     def flush() -> None:
         nonlocal batch, seen
@@ -248,40 +244,6 @@ def _run(
     finally:
         writer.close()
     report.refused.sort(key=lambda error: error.line)
-
-
-def _write(
-    engine: Engine,
-    batch: list[tuple[int, CustomerLine]],
-    now: datetime,
-    prepared: Prepared | None = None,
-    *,
-    full: bool = False,
-) -> ChunkResult:
-    """Write a chunk; if the database refuses it, write line by line to find the culprits."""
-    try:
-        with engine.begin() as conn:
-            return write_chunk(conn, batch, now, prepared, full=full)
-    except StoredElsewhere:
-        return _write(engine, batch, now, full=True)
-    except (IntegrityError, DataError) as exc:
-        if len(batch) == 1:
-            lineno = batch[0][0]
-            log.warning("line %d refused by the database: %s", lineno, mask_pans(str(exc.orig)))
-            error = LineError(lineno, ROOT, f"refused by the database: {_reason(exc)}")
-            return ChunkResult(refused=[error])
-    result = ChunkResult()
-    for item in batch:
-        result.merge(_write(engine, [item], now, full=full))
-    return result
-
-
-def _reason(exc: IntegrityError | DataError) -> str:
-    diag = getattr(exc.orig, "diag", None)
-    constraint = getattr(diag, "constraint_name", None)
-    if constraint:
-        return f"constraint {constraint}"
-    return mask_pans(str(exc.orig).splitlines()[0])
 
 
 def iter_errors(report: ImportReport, limit: int) -> Iterator[str]:

@@ -37,6 +37,7 @@ from dunning.imports.moves import (
     move_subscriptions,
 )
 from dunning.imports.rows import (
+    ATTEMPT_FIELDS,
     AUDIT_FIELDS,
     CARD_FIELDS,
     CUSTOMER_FIELDS,
@@ -49,7 +50,14 @@ from dunning.imports.staging import copy_rows, stage
 from dunning.imports.state import Existing, needs_state, ownership_errors, state_changes
 from dunning.imports.upsert import Write, append_rows, encode_rows, write_rows
 from dunning.model import SubscriptionStatus
-from dunning.store.tables import audit_log, customers, invoices, payment_methods, subscriptions
+from dunning.store.tables import (
+    audit_log,
+    customers,
+    invoices,
+    payment_attempts,
+    payment_methods,
+    subscriptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +93,14 @@ class ChunkResult:
     updated: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
     refused: list[LineError] = field(default_factory=list)
+    new_invoices: list[str] = field(default_factory=list)  # inserted by this chunk
 
     def merge(self, other: ChunkResult) -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.refused += other.refused
+        self.new_invoices += other.new_invoices
 
 
 @dataclass
@@ -156,8 +166,10 @@ def write_chunk(
         rows, payloads = build_rows(lines, existing, now), {}
     if not full and not existing.customers and conn.dialect.name == "postgresql":
         touched = _insert_new(conn, rows, now)
+        result.new_invoices = sorted(rows.audit)
     else:
-        touched = _upsert(conn, lines, existing, rows, payloads, now, full=full)
+        touched, new_invoices = _upsert(conn, lines, existing, rows, payloads, now, full=full)
+        result.new_invoices = sorted(new_invoices)
     for lineno, c in good:
         if c.id not in existing.customers:
             result.inserted.append(lineno)
@@ -188,7 +200,7 @@ def _insert_new(conn: Connection, rows: ChunkRows, now: datetime) -> set[str]:
     except IntegrityError as exc:
         raise StoredElsewhere(exc.orig) from exc
     if rows.invoices:
-        append_rows(conn, audit_log, AUDIT_FIELDS, [rows.audit[key] for key in sorted(rows.audit)])
+        _new_invoice_rows(conn, rows, sorted(rows.audit))
         subs_in_dunning = sorted(set(rows.invoice_subscription.values()))
         move_subscriptions(conn, subs_in_dunning, SubscriptionStatus.past_due, now)
     return set()  # every line is new: nothing to tell apart as updated
@@ -203,9 +215,9 @@ def _upsert(
     now: datetime,
     *,
     full: bool,
-) -> set[str]:
+) -> tuple[set[str], set[str]]:
     """Insert or update every row, in the order the constraints need; return the customers
-    whose rows changed."""
+    whose rows changed and the invoices inserted."""
     changes = state_changes(lines, existing)
     if conn.dialect.name == "postgresql":
         stage(conn, {spec.table.name: data for spec, data in _by_spec(rows)})
@@ -226,12 +238,18 @@ def _upsert(
     if not full:
         _check_new_children(lines, existing, rows, written_cards | written_subs | new_invoices)
     if new_invoices:
-        audit = [rows.audit[key] for key in sorted(new_invoices)]
-        append_rows(conn, audit_log, AUDIT_FIELDS, audit)
+        _new_invoice_rows(conn, rows, sorted(new_invoices))
         touched |= {rows.owner[key] for key in new_invoices}
         subs_in_dunning = sorted({rows.invoice_subscription[key] for key in new_invoices})
         move_subscriptions(conn, subs_in_dunning, SubscriptionStatus.past_due, now)
-    return touched
+    return touched, new_invoices
+
+
+def _new_invoice_rows(conn: Connection, rows: ChunkRows, new_invoices: list[str]) -> None:
+    """The audit rows of the invoices just inserted, and the failed attempts each reports."""
+    append_rows(conn, audit_log, AUDIT_FIELDS, [rows.audit[key] for key in new_invoices])
+    attempt_rows = [a for key in new_invoices for a in rows.attempts.get(key, ())]
+    append_rows(conn, payment_attempts, ATTEMPT_FIELDS, attempt_rows)
 
 
 def _check_new_children(

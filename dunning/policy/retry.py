@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from dunning.policy.days import retry_slots, window_end
 from dunning.policy.declines import classify
 from dunning.policy.limits import check_limits
-from dunning.policy.timing import next_local, parse_clock, require_aware, zone
+from dunning.policy.timing import local_date, next_local, parse_clock, require_aware, zone
 from dunning.policy.types import (
     AttemptRecord,
     Classification,
@@ -96,6 +96,14 @@ def _used_tries(state: RetryState) -> int:
     return sum(1 for a in later if a.initiator == "merchant" and a.status != "not_charged")
 
 
+def _slot_time(ctx: _Ctx, slot: datetime) -> datetime:
+    """The slot, or now if it passed earlier today; once the slot's day is over (a case taken
+    over late, an import), the next local morning."""
+    if local_date(slot, ctx.tz) < local_date(ctx.now, ctx.tz):
+        return next_local(ctx.now, ctx.clock, ctx.tz)
+    return max(slot, ctx.now)
+
+
 def _plan(ctx: _Ctx, card: str, cls: Classification | None, reason: str) -> RetryDecision:
     state, policy = ctx.state, ctx.policy
     used = _used_tries(state)
@@ -105,7 +113,7 @@ def _plan(ctx: _Ctx, card: str, cls: Classification | None, reason: str) -> Retr
     slot = next((s for s in slots if s > after), None)
     if slot is None:
         return _stop("schedule_exhausted", f"All {len(policy.retry_days)} retries are used.", cls)
-    at, why = max(slot, ctx.now), reason
+    at, why = _slot_time(ctx, slot), reason
     last = _last_decline(state, card)
     if cls is not None and cls.min_delay_s and last is not None:
         wait_until = last.at + timedelta(seconds=cls.min_delay_s)

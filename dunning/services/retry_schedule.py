@@ -4,7 +4,7 @@ a retry that is due."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,14 @@ from sqlalchemy import Connection, update
 from dunning.model import InvoiceStatus
 from dunning.policy.limits import HISTORY_SPAN
 from dunning.policy.retry import next_retry, postponed
-from dunning.policy.types import Classification, LimitCheck, RetryDecision, RetryState, Verdict
+from dunning.policy.types import (
+    AttemptRecord,
+    Classification,
+    LimitCheck,
+    RetryDecision,
+    RetryState,
+    Verdict,
+)
 from dunning.ports import Pipeline
 from dunning.services.audit import record
 from dunning.services.case import Case
@@ -83,17 +90,19 @@ def postpone_or_stop(
     _scheduled(conn, inv, check.earliest, check.reason, check.message, now)
 
 
-def decide(
-    conn: Connection, c: Pipeline, case: Case, card: Mapping[Any, Any], now: datetime
-) -> RetryDecision:
-    """The policy's next retry of the case after an attempt on ``card``."""
+def retry_state(
+    case: Case,
+    card: Mapping[Any, Any],
+    now: datetime,
+    *,
+    invoice_attempts: tuple[AttemptRecord, ...],
+    card_attempts: tuple[AttemptRecord, ...],
+    usable: Sequence[Mapping[Any, Any]],
+) -> RetryState:
+    """What the policy reads about the case after an attempt on ``card``, from rows already
+    read: the invoice's attempts, the card's recent ones, the customer's usable cards."""
     inv = case.invoice
-    backups = tuple(
-        (r["id"], r["network"])
-        for r in usable_cards(conn, inv["customer_id"])
-        if r["id"] != card["id"]
-    )
-    state = RetryState(
+    return RetryState(
         invoice_id=inv["id"],
         first_failed_at=inv["first_failed_at"] or now,
         plan=case.subscription["plan"],
@@ -102,19 +111,35 @@ def decide(
         payment_method_id=card["id"],
         network=card["network"],
         amount=inv["amount"],
-        invoice_attempts=attempts.for_invoice(conn, inv["id"]),
+        invoice_attempts=invoice_attempts,
+        card_attempts=card_attempts,
+        backup_cards=tuple((r["id"], r["network"]) for r in usable if r["id"] != card["id"]),
+    )
+
+
+def decide(
+    conn: Connection, c: Pipeline, case: Case, card: Mapping[Any, Any], now: datetime
+) -> RetryDecision:
+    """The policy's next retry of the case after an attempt on ``card``."""
+    state = retry_state(
+        case,
+        card,
+        now,
+        invoice_attempts=attempts.for_invoice(conn, case.id),
         card_attempts=attempts.card_histories(conn, [card["id"]], now - HISTORY_SPAN)[card["id"]],
-        backup_cards=backups,
+        usable=usable_cards(conn, case.invoice["customer_id"]),
     )
     return next_retry(state, now, case.policy(c.policy))
 
 
-def _email_kind(cls: Classification, attempt_no: int, decision: RetryDecision) -> str | None:
+def email_kind(cls: Classification, decision: RetryDecision, *, first: bool) -> str | None:
+    """The email after a decline: ``action_required`` whenever the card needs replacing,
+    ``payment_failed`` on the ``first`` news of the failure, none once the window is over."""
     if decision.reason == "window_over":
         return None  # the window is over already: the suspension's email is the one to send
     if cls.verdict in STOP_VERDICTS:
         return "action_required"
-    return "payment_failed" if attempt_no == 1 else None
+    return "payment_failed" if first else None
 
 
 def after_decline(
@@ -126,9 +151,16 @@ def after_decline(
     now: datetime,
     *,
     attempt_no: int,
+    decision: RetryDecision | None = None,
+    told: bool | None = None,
 ) -> RetryDecision:
     """Block a card the decline rules out, schedule the next retry or stop, and tell the
-    customer: on the first failure, and whenever the card needs replacing."""
+    customer: on the first failure, and whenever the card needs replacing.
+
+    ``decision`` is the policy's, when the caller has worked it out from rows it read for
+    many cases at once. ``told`` says whether the customer has heard of this failure already
+    (``None``: they have after the first attempt); one who has gets no email.
+    """
     inv = case.invoice
     if cls.verdict in STOP_VERDICTS:
         conn.execute(
@@ -136,7 +168,8 @@ def after_decline(
             .where(payment_methods.c.id == card["id"])
             .values(blocked_reason=cls.reason)
         )
-    decision = decide(conn, c, case, card, now)
+    if decision is None:
+        decision = decide(conn, c, case, card, now)
     codes = {"last_decline_code": cls.decline_class, "last_decline_class": cls.verdict.value}
     retry_at = decision.at if decision.action == "retry" else None
     if inv["status"] != InvoiceStatus.open:
@@ -153,7 +186,7 @@ def after_decline(
             conn, "retry_stopped", now, invoice_id=inv["id"], customer_id=inv["customer_id"],
             reason=decision.reason, message=decision.message,
         )  # fmt: skip
-    kind = _email_kind(cls, attempt_no, decision)
+    kind = None if told else email_kind(cls, decision, first=attempt_no == 1 or told is False)
     if kind:
         queue_invoice_emails(conn, c, kind, [case], now, next_attempt_at=retry_at)
     return decision

@@ -125,6 +125,23 @@ def for_invoice(conn: Connection, invoice_id: str) -> tuple[AttemptRecord, ...]:
     return tuple(record(r) for r in rows)
 
 
+def for_invoices(
+    conn: Connection, invoice_ids: Iterable[str]
+) -> dict[str, tuple[AttemptRecord, ...]]:
+    """:func:`for_invoice` of many invoices in one statement (an invoice without any: empty)."""
+    wanted = list(dict.fromkeys(invoice_ids))
+    out: dict[str, list[AttemptRecord]] = {invoice_id: [] for invoice_id in wanted}
+    if wanted:
+        rows = conn.execute(
+            select(payment_attempts)
+            .where(payment_attempts.c.invoice_id.in_(wanted))
+            .order_by(payment_attempts.c.invoice_id, payment_attempts.c.attempt_no)
+        ).mappings()
+        for r in rows:
+            out[r["invoice_id"]].append(record(r))
+    return {invoice_id: tuple(records) for invoice_id, records in out.items()}
+
+
 def card_histories(
     conn: Connection, card_ids: Iterable[str], since: datetime
 ) -> dict[str, tuple[AttemptRecord, ...]]:

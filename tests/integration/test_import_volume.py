@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from bench.make_book import write_book
-from dunning.imports import import_file
 from dunning.store.engine import make_engine
 from dunning.store.migrate import upgrade
 from dunning.store.tables import audit_log, customers, invoices, payment_methods, subscriptions
+from tests.importing import load
 from tests.services import scratch_pg_database
 
 pytestmark = pytest.mark.integration
@@ -40,11 +40,11 @@ def test_a_100k_book_loads_and_a_reimport_changes_nothing(tmp_path: Path) -> Non
         try:
             upgrade(engine)
             started = time.perf_counter()
-            first = import_file(engine, book, now=NOW)
+            first = load(engine, book, now=NOW)
             load_s = time.perf_counter() - started
             loaded = snapshot(engine)
             started = time.perf_counter()
-            again = import_file(engine, book, now=NOW + timedelta(days=1))
+            again = load(engine, book, now=NOW + timedelta(days=1))
             reimport_s = time.perf_counter() - started
             after = snapshot(engine)
         finally:

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine, delete, select, text
 
 from bench.make_book import book_lines
-from dunning.imports import import_file
 from dunning.imports.run import GC_THRESHOLD
 from dunning.store.engine import make_engine
 from dunning.store.tables import (
@@ -26,13 +25,15 @@ from dunning.store.tables import (
     customers,
     invoices,
     metadata,
+    payment_attempts,
     payment_methods,
     subscriptions,
 )
+from tests.importing import load
 
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1)
-WRITTEN = (customers, payment_methods, subscriptions, invoices, audit_log)
+WRITTEN = (customers, payment_methods, subscriptions, invoices, payment_attempts, audit_log)
 
 
 @pytest.fixture
@@ -68,13 +69,14 @@ def book(tmp_path: Path, customers_n: int, *, name: str = "book.jsonl") -> Path:
 
 
 def snapshot(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """Every row the import writes, as read back (audit rows without their serial id)."""
+    """Every row the import writes, as read back (audit and attempt rows without their serial
+    id)."""
     out = {}
     with engine.connect() as conn:
         for table in WRITTEN:
             rows = [dict(r) for r in conn.execute(select(table)).mappings()]
             for r in rows:
-                if table is audit_log:
+                if table in (audit_log, payment_attempts):
                     del r["id"]
             out[table.name] = sorted(rows, key=lambda r: json.dumps(r, default=str))
     return out
@@ -84,14 +86,14 @@ def test_a_chunk_holding_a_stored_customer_stores_what_a_chunk_of_new_ones_does(
     engine: Engine, tmp_path: Path
 ) -> None:
     path = book(tmp_path, 200)
-    import_file(engine, path, now=NOW)
+    load(engine, path, now=NOW)
     fresh = snapshot(engine)
     _empty(engine)
     first_line = tmp_path / "first.jsonl"
     first_line.write_text(path.read_text(encoding="utf-8").splitlines()[0] + "\n")
-    import_file(engine, first_line, now=NOW)
+    load(engine, first_line, now=NOW)
 
-    report = import_file(engine, path, now=NOW)  # one chunk: the upserts, staged on PostgreSQL
+    report = load(engine, path, now=NOW)  # one chunk: the upserts, staged on PostgreSQL
 
     assert (report.inserted, report.unchanged, report.refused) == (199, 1, [])
     assert fresh["invoices"]
@@ -106,7 +108,7 @@ def test_postgresql_stores_the_rows_sqlite_stores(
     lite = make_engine(sqlite_url)
 
     for eng in (pg_engine, lite):
-        import_file(eng, path, now=NOW, chunk_size=64)
+        load(eng, path, now=NOW, chunk_size=64)
 
     expected = snapshot(lite)
     lite.dispose()
@@ -125,8 +127,8 @@ def test_a_value_postgresql_cannot_store_refuses_its_line_on_both_paths(
     path = tmp_path / "book.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    first = import_file(pg_engine, path, now=NOW)  # new customers: COPY into the tables
-    again = import_file(pg_engine, path, now=LATER)  # stored ones: staged upserts
+    first = load(pg_engine, path, now=NOW)  # new customers: COPY into the tables
+    again = load(pg_engine, path, now=LATER)  # stored ones: staged upserts
 
     assert (first.inserted, [(e.line, e.path) for e in first.refused]) == (2, [(2, "$")])
     assert "refused by the database" in first.refused[0].message
@@ -141,7 +143,7 @@ def test_the_garbage_collector_runs_rarely_during_an_import_and_as_before_after(
     before = gc.get_threshold()
     during: list[int] = []
 
-    import_file(
+    load(
         engine, book(tmp_path, 5), now=NOW, progress=lambda *_: during.append(gc.get_threshold()[0])
     )
 
@@ -163,7 +165,7 @@ def test_lines_naming_the_same_ids_in_different_chunks_land_in_file_order(
     path = tmp_path / "book.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    report = import_file(engine, path, now=NOW, chunk_size=3)
+    report = load(engine, path, now=NOW, chunk_size=3)
 
     assert (report.inserted, report.updated, report.refused) == (40, 120, [])
     first_cards = select(payment_methods.c.exp_month).where(

@@ -14,9 +14,17 @@ from sqlalchemy import Engine, func, select, update
 
 from bench.make_book import book_lines
 from dunning.cli.main import main
-from dunning.imports import ImportReport, import_file, parse_line
+from dunning.imports import ImportReport, parse_line
 from dunning.store.engine import make_engine
-from dunning.store.tables import audit_log, customers, invoices, payment_methods, subscriptions
+from dunning.store.tables import (
+    audit_log,
+    customers,
+    invoices,
+    payment_attempts,
+    payment_methods,
+    subscriptions,
+)
+from tests.importing import load
 
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=1)
@@ -91,9 +99,9 @@ def test_a_book_loads_and_importing_it_again_writes_nothing(engine: Engine, tmp_
     path = tmp_path / "book.jsonl"
     path.write_text("\n".join(book_lines(300, seed=7)) + "\n", encoding="utf-8")
 
-    first = import_file(engine, path, now=NOW, chunk_size=64)
+    first = load(engine, path, now=NOW, chunk_size=64)
     loaded, stamps = counts(engine), last_update(engine)
-    again = import_file(engine, path, now=LATER, chunk_size=64)
+    again = load(engine, path, now=LATER, chunk_size=64)
 
     assert (first.inserted, first.refused) == (300, [])
     assert loaded["customers"] == 300
@@ -104,11 +112,11 @@ def test_a_book_loads_and_importing_it_again_writes_nothing(engine: Engine, tmp_
 
 
 def test_a_changed_line_updates_that_customer_only(engine: Engine, tmp_path: Path) -> None:
-    import_file(engine, write(tmp_path, [customer(1), customer(2)]), now=NOW)
+    load(engine, write(tmp_path, [customer(1), customer(2)]), now=NOW)
     changed = customer(2, email="new@example.com")
     changed["payment_methods"][1]["exp_year"] = 2031
 
-    report = import_file(engine, write(tmp_path, [customer(1), changed]), now=LATER)
+    report = load(engine, write(tmp_path, [customer(1), changed]), now=LATER)
 
     assert (report.updated, report.unchanged) == (1, 1)
     assert row(engine, customers, "cus_2")["email"] == "new@example.com"
@@ -138,7 +146,7 @@ def test_bad_lines_are_named_by_line_and_path_and_good_lines_still_load(
         customer(8),
     ]
 
-    report = import_file(engine, write(tmp_path, lines), now=NOW)
+    report = load(engine, write(tmp_path, lines), now=NOW)
 
     assert {(e.line, e.path) for e in report.refused} == {
         (2, "$"),
@@ -159,7 +167,7 @@ def test_bad_lines_are_named_by_line_and_path_and_good_lines_still_load(
 def test_a_new_default_card_clears_the_old_one_and_bumps_the_card_generation(
     engine: Engine, tmp_path: Path
 ) -> None:
-    import_file(engine, write(tmp_path, [customer(1)]), now=NOW)
+    load(engine, write(tmp_path, [customer(1)]), now=NOW)
     flipped = customer(1)
     flipped["payment_methods"][0]["default"] = False
     flipped["payment_methods"][1]["default"] = True
@@ -167,7 +175,7 @@ def test_a_new_default_card_clears_the_old_one_and_bumps_the_card_generation(
     flipped["payment_methods"] = flipped["payment_methods"][1:]
     flipped["subscriptions"][0]["payment_method"] = "pm_1b"
 
-    report = import_file(engine, write(tmp_path, [flipped]), now=LATER)
+    report = load(engine, write(tmp_path, [flipped]), now=LATER)
 
     assert report.updated == 1
     assert row(engine, payment_methods, "pm_1a")["is_default"] is False
@@ -176,37 +184,46 @@ def test_a_new_default_card_clears_the_old_one_and_bumps_the_card_generation(
     assert row(engine, customers, "cus_1")["card_generation"] == 1
 
 
-def test_an_imported_invoice_is_open_due_now_and_audited_once(
+def test_an_imported_invoice_continues_from_its_attempts_and_is_audited_once(
     engine: Engine, tmp_path: Path
 ) -> None:
     path = write(tmp_path, [with_invoice(customer(1))])
 
-    import_file(engine, path, now=NOW)
-    again = import_file(engine, path, now=LATER)
+    load(engine, path, now=NOW)
+    again = load(engine, path, now=LATER)
 
     inv = row(engine, invoices, "in_sub_1")
     assert (inv["status"], inv["attempt_count"], inv["last_decline_code"]) == (
         "open",
         2,
-        "insufficient_funds",
+        "visa_cat2",  # the class of the imported decline, as the pipeline records its own
     )
-    assert inv["next_attempt_at"] == inv["next_step_at"] == NOW
+    # Day 3's retry slot (31 January) is over: the next one is the next Copenhagen morning.
+    assert inv["next_attempt_at"] == datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
+    # Day 4's reminder passed before the import (the first email tells the same news): the
+    # next step is the final notice, day 11.
+    assert (inv["steps_done"], inv["next_step_at"]) == (1, datetime(2026, 2, 8, 8, 0, tzinfo=UTC))
     assert inv["first_failed_at"] == datetime(2026, 1, 28, 0, 5, tzinfo=UTC)
     assert row(engine, subscriptions, "sub_1")["status"] == "past_due"
     assert again.unchanged == 1
     with engine.connect() as conn:
-        audits = conn.execute(select(audit_log)).mappings().all()
+        audits = conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings().all()
+        tried = conn.execute(select(payment_attempts).order_by(payment_attempts.c.attempt_no))
+        attempts = [(a.attempt_no, a.status, a.decline_code) for a in tried]
     assert [(a["kind"], a["invoice_id"], a["actor"]) for a in audits] == [
-        ("invoice_imported", "in_sub_1", "import")
+        ("invoice_imported", "in_sub_1", "import"),
+        ("retry_scheduled", "in_sub_1", "system"),
+        ("step_skipped", "in_sub_1", "system"),
     ]
     assert audits[0]["data"]["decline"]["network_code"] == "51"
+    assert attempts == [(1, "declined", None), (2, "declined", "insufficient_funds")]
 
 
 def test_importing_again_does_not_undo_what_the_pipeline_did_since(
     engine: Engine, tmp_path: Path
 ) -> None:
     path = write(tmp_path, [with_invoice(customer(1))])
-    import_file(engine, path, now=NOW)
+    load(engine, path, now=NOW)
     paid_at = NOW + timedelta(hours=1)
     with engine.begin() as conn:  # the pipeline recovered the invoice and purged a card
         conn.execute(update(invoices).values(status="paid", paid_at=paid_at))
@@ -218,7 +235,7 @@ def test_importing_again_does_not_undo_what_the_pipeline_did_since(
             .values(status="purged", token=None)
         )
 
-    report = import_file(engine, path, now=LATER)
+    report = load(engine, path, now=LATER)
 
     assert report.unchanged == 1
     assert row(engine, invoices, "in_sub_1")["status"] == "paid"
@@ -231,13 +248,13 @@ def test_importing_again_does_not_undo_what_the_pipeline_did_since(
 def test_an_explicit_status_is_applied_where_the_lifecycle_allows(
     engine: Engine, tmp_path: Path
 ) -> None:
-    import_file(engine, write(tmp_path, [customer(1)]), now=NOW)
+    load(engine, write(tmp_path, [customer(1)]), now=NOW)
     line = customer(1)
     line["subscriptions"][0]["status"] = "cancelled"
-    import_file(engine, write(tmp_path, [line]), now=LATER)
+    load(engine, write(tmp_path, [line]), now=LATER)
     line["subscriptions"][0]["status"] = "active"
 
-    report = import_file(engine, write(tmp_path, [line]), now=LATER + timedelta(days=1))
+    report = load(engine, write(tmp_path, [line]), now=LATER + timedelta(days=1))
 
     sub = row(engine, subscriptions, "sub_1")
     assert (sub["status"], sub["cancelled_at"]) == ("cancelled", LATER)
@@ -245,12 +262,12 @@ def test_an_explicit_status_is_applied_where_the_lifecycle_allows(
 
 
 def test_ids_stored_under_another_customer_refuse_the_line(engine: Engine, tmp_path: Path) -> None:
-    import_file(engine, write(tmp_path, [customer(1)]), now=NOW)
+    load(engine, write(tmp_path, [customer(1)]), now=NOW)
     thief = customer(2)
     thief["payment_methods"][0]["id"] = "pm_1a"
     thief["subscriptions"][0]["payment_method"] = "pm_1a"
 
-    report = import_file(engine, write(tmp_path, [thief]), now=LATER)
+    report = load(engine, write(tmp_path, [thief]), now=LATER)
 
     assert [(e.line, e.path) for e in report.refused] == [(1, "payment_methods.0.id")]
     assert row(engine, payment_methods, "pm_1a")["customer_id"] == "cus_1"
@@ -264,7 +281,7 @@ def test_the_same_customer_twice_in_a_file_ends_as_the_later_line(
     later["payment_methods"][0]["default"] = False
     later["payment_methods"][1]["default"] = True
 
-    report = import_file(engine, write(tmp_path, [customer(1), customer(2), later]), now=NOW)
+    report = load(engine, write(tmp_path, [customer(1), customer(2), later]), now=NOW)
 
     assert report.loaded == 3
     assert not report.refused
@@ -280,7 +297,7 @@ def test_customer_last_payment_is_the_latest_of_its_subscriptions(
     second.update(id="sub_1y", interval="year", last_payment_at="2026-01-15T08:00:00-05:00")
     line["subscriptions"].append(second)
 
-    import_file(engine, write(tmp_path, [line]), now=NOW)
+    load(engine, write(tmp_path, [line]), now=NOW)
 
     assert row(engine, customers, "cus_1")["last_payment_at"] == datetime(
         2026, 1, 15, 13, 0, tzinfo=UTC
@@ -400,7 +417,7 @@ def test_a_line_the_database_refuses_is_reported_and_its_chunk_still_loads(
         )
     lines = [customer(1), customer(2, name="Bob"), customer(3)]
 
-    report = import_file(eng, write(tmp_path, lines), now=NOW)
+    report = load(eng, write(tmp_path, lines), now=NOW)
 
     assert [(e.line, e.path) for e in report.refused] == [(2, "$")]
     assert "refused by the database" in report.refused[0].message
@@ -440,7 +457,7 @@ def test_rows_written_by_other_code_with_the_same_values_are_unchanged(
             )
         )  # fmt: skip
 
-    report = import_file(engine, write(tmp_path, [line]), now=LATER)
+    report = load(engine, write(tmp_path, [line]), now=LATER)
 
     assert report.unchanged == 1
     assert last_update(engine)[:3] == [NOW, NOW, NOW]
@@ -462,7 +479,7 @@ def test_an_old_file_does_not_undo_a_card_the_customer_replaced(
     engine: Engine, tmp_path: Path
 ) -> None:
     path = write(tmp_path, [customer(1)])
-    import_file(engine, path, now=NOW)
+    load(engine, path, now=NOW)
     with engine.begin() as conn:  # the customer replaced pm_1a on the update page
         conn.execute(
             update(payment_methods)
@@ -478,7 +495,7 @@ def test_an_old_file_does_not_undo_a_card_the_customer_replaced(
         )  # fmt: skip
         conn.execute(update(subscriptions).values(payment_method_id="pm_new"))
 
-    report = import_file(engine, path, now=LATER)
+    report = load(engine, path, now=LATER)
 
     assert report.unchanged == 1
     assert row(engine, subscriptions, "sub_1")["payment_method_id"] == "pm_new"
@@ -487,11 +504,11 @@ def test_an_old_file_does_not_undo_a_card_the_customer_replaced(
 
 
 def test_a_new_customer_naming_a_stored_invoice_is_refused(engine: Engine, tmp_path: Path) -> None:
-    import_file(engine, write(tmp_path, [with_invoice(customer(1))]), now=NOW)
+    load(engine, write(tmp_path, [with_invoice(customer(1))]), now=NOW)
     thief = with_invoice(customer(2))
     thief["invoices"][0]["id"] = "in_sub_1"
 
-    report = import_file(engine, write(tmp_path, [customer(3), thief]), now=LATER)
+    report = load(engine, write(tmp_path, [customer(3), thief]), now=LATER)
 
     assert [(e.line, e.path) for e in report.refused] == [(2, "invoices.0.id")]
     assert report.inserted == 1

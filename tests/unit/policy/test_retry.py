@@ -151,9 +151,21 @@ def test_a_delay_past_the_window_drops_the_retry() -> None:
 
 def test_nothing_after_the_window() -> None:
     suspension = utc(2026, 1, 15, 8, 0)  # day 14, 09:00 in Copenhagen
-    assert next_retry(state((attempt(T0),)), suspension - H, POLICY).action == "retry"
+    last = next_retry(state((attempt(T0),)), suspension - D - H, POLICY)
+    assert (last.action, last.at) == ("retry", suspension - D)  # day 13's morning
+    # An hour before the suspension the next morning is the suspension's: no retry is left.
+    d = next_retry(state((attempt(T0),)), suspension - H, POLICY)
+    assert (d.action, d.reason) == ("stop", "window_over")
     d = next_retry(state((attempt(T0),)), suspension, POLICY)
     assert (d.action, d.reason) == ("stop", "window_over")
+
+
+def test_a_slot_whose_day_is_over_moves_to_the_next_local_morning() -> None:
+    # Attempts 1 and 2 failed on days 0 and 1; the case is taken over on day 4 at 15:00 in
+    # Copenhagen, after day 3's slot: the next retry is day 5's morning, not "now".
+    attempts = (attempt(T0), attempt(utc(2026, 1, 2, 8, 0)))
+    d = next_retry(state(attempts), utc(2026, 1, 5, 14, 0), POLICY)
+    assert (d.action, d.at) == ("retry", utc(2026, 1, 6, 8, 0))
 
 
 def test_visa_cutoff_stops_a_long_window_at_30_days() -> None:
