@@ -113,7 +113,7 @@ def _pass_over_reminders(
             reason="imported",
             message=f"{s.kind} of {s.at.isoformat()} passed before the import",
             step=s.kind,
-        )  # fmt: skip
+        )
         for s in steps[:passed]
     ]
 
