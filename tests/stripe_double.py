@@ -9,7 +9,10 @@ Faults are queued with :meth:`StripeDouble.fail_next`: ``timeout`` (no answer, n
 over real HTTP only), ``500``, ``429`` and ``connect``.
 
 The same double serves two ways: :meth:`StripeDouble.transport` (httpx.MockTransport, in process)
-and :func:`serve` (Starlette under uvicorn on 127.0.0.1, real HTTP).
+and :func:`serve` (Starlette under uvicorn on 127.0.0.1, real HTTP). Served, it also stands in
+for Stripe.js (``/js/v3/``, ``stripe_double.js``): the card element, ``createPaymentMethod`` and
+``handleNextAction``/``confirmCardSetup`` with a test 3-D Secure page whose "Complete" and
+"Fail" buttons are the bank's answer, all against the double with the publishable key.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,6 +39,8 @@ from starlette.routing import Route
 from tests.services import free_port
 
 JSON = dict[str, Any]
+# The stand-in for Stripe.js the double serves at /js/v3/ (the card page's Stripe.js URL).
+STRIPE_JS = Path(__file__).with_name("stripe_double.js")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class Behaviour:
     network_decline_code: str | None = None
     advice_code: str | None = None
     network_advice_code: str | None = None
+    # The card's SetupIntent needs 3-D Secure; once set up, off-session charges go through.
+    setup_auth: bool = False
 
 
 def _declined(decline_code: str, network: str | None, code: str = "card_declined") -> Behaviour:
@@ -66,7 +74,20 @@ TEST_METHODS: dict[str, Behaviour] = {
         "processing_error", "96", "processing_error"
     ),
     "pm_card_authenticationRequired": Behaviour("authentication_required"),
+    "pm_card_authenticationRequiredSetupForOffSession": Behaviour(setup_auth=True),
 }
+# Stripe's test card numbers, for payment methods Stripe.js creates on the card page.
+TEST_CARDS: dict[str, str] = {
+    "4242424242424242": "pm_card_visa",
+    "5555555555554444": "pm_card_mastercard",
+    "4000000000000002": "pm_card_chargeDeclined",
+    "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
+    "4000002760003184": "pm_card_authenticationRequired",
+    "4000002500003155": "pm_card_authenticationRequiredSetupForOffSession",
+}
+PUBLISHABLE_KEY = "pk_test_double"
+# A real Stripe test PaymentMethod's card, as GET /v1/payment_methods/{id} shows it.
+_TEST_LAST4 = {"pm_card_visa": "4242", "pm_card_mastercard": "4444"}
 
 
 @dataclass
@@ -101,6 +122,10 @@ class StripeDouble:
     # Stripe's own retries (a Dashboard setting, not in the API): when on, an open invoice
     # collected automatically shows its next retry in ``next_payment_attempt``.
     smart_retries: bool = False
+    publishable_key: str = PUBLISHABLE_KEY
+    methods: dict[str, JSON] = field(default_factory=dict)  # payment methods Stripe.js made
+    setups: dict[str, JSON] = field(default_factory=dict)
+    attached: dict[str, str] = field(default_factory=dict)  # payment method -> customer
     created: int = 1_772_452_800  # the invoices' ``created`` (2026-03-02)
     _faults: list[str] = field(default_factory=list)
     _keys: dict[str, tuple[str, dict[str, str], Reply]] = field(default_factory=dict)
@@ -149,6 +174,8 @@ class StripeDouble:
                 return Reply(int(fault), _error("api_error", "injected", "injected fault"))
             if fault in ("timeout", "connect"):
                 return Reply(504, {}, fault)
+            if "authorization" not in headers and "key" in {**seen.query, **form}:
+                return self._browser(method, path, {**seen.query, **form})
             reply = self._checked(method, path, headers, body, form, seen)
             return Reply(reply.status, reply.body, fault) if fault else reply
 
@@ -195,6 +222,13 @@ class StripeDouble:
             return self._list_intents(params)
         if method == "GET" and path == "/v1/invoices":
             return self._list_invoices(params)
+        if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "payment_methods"]:
+            return self._get_method(parts[2])
+        if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "setup_intents"]:
+            setup = self.setups.get(parts[2])
+            return (
+                Reply(200, dict(setup)) if setup else Reply(404, _missing("setup_intent", parts[2]))
+            )
         if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "invoices"]:
             return self._get_invoice(parts[2])
         if method == "POST" and path == "/v1/payment_intents":
@@ -292,30 +326,113 @@ class StripeDouble:
         )
 
     def _setup(self, form: dict[str, str]) -> Reply:
-        behaviour = self.behaviours.get(form.get("payment_method", ""))
+        method = form.get("payment_method", "")
+        behaviour = self.behaviours.get(method)
         if behaviour is None:
             return Reply(
                 400, _error("invalid_request_error", "resource_missing", "No such PaymentMethod")
             )
+        setup_id = f"seti_double{next(self._ids):06d}"
         setup: JSON = {
-            "id": f"seti_double{next(self._ids):06d}",
+            "id": setup_id,
             "object": "setup_intent",
+            "client_secret": f"{setup_id}_secret_double",
+            "customer": form.get("customer"),
+            "payment_method": method,
+            "usage": form.get("usage", "off_session"),
             "status": "succeeded",
+            "last_setup_error": None,
         }
-        if behaviour.code == "authentication_required":
-            return Reply(200, {**setup, "status": "requires_action"})
+        self.setups[setup_id] = setup
+        if behaviour.setup_auth or behaviour.code == "authentication_required":
+            setup["status"] = "requires_action"
+            setup["next_action"] = {"type": "use_stripe_sdk"}
+            return Reply(200, dict(setup))
         if behaviour.code is not None:
+            setup["status"] = "requires_payment_method"
             error = _card_error(behaviour)
+            return Reply(402, {"error": {**error, "setup_intent": dict(setup)}})
+        self._attach(method, setup["customer"])
+        return Reply(200, dict(setup))
+
+    def _attach(self, method: str, customer: str | None) -> None:
+        if customer:
+            self.attached[method] = customer
+
+    def _get_method(self, method_id: str) -> Reply:
+        if method_id in self.methods:
+            return Reply(200, {**self.methods[method_id], "customer": self.attached.get(method_id)})
+        if method_id not in self.behaviours:
+            return Reply(404, _missing("payment_method", method_id))
+        brand = "mastercard" if "mastercard" in method_id else "visa"
+        card = {"brand": brand, "last4": _TEST_LAST4.get(method_id, "0000")}
+        card.update(exp_month=12, exp_year=2034)
+        return Reply(
+            200,
+            {
+                "id": method_id,
+                "object": "payment_method",
+                "type": "card",
+                "card": card,
+                "customer": self.attached.get(method_id),
+            },
+        )
+
+    # -- what Stripe.js does in the customer's browser (publishable key, client secret) ----------
+    def _browser(self, method: str, path: str, params: dict[str, str]) -> Reply:
+        if params.get("key") != self.publishable_key:
+            return Reply(401, _error("invalid_request_error", None, "Invalid publishable key"))
+        parts = path.strip("/").split("/")
+        if method == "POST" and path == "/v1/payment_methods":
+            return self._create_method(params)
+        if len(parts) >= 3 and parts[:2] == ["v1", "setup_intents"]:
+            setup = self.setups.get(parts[2])
+            if setup is None or params.get("client_secret") != setup["client_secret"]:
+                return Reply(404, _missing("setup_intent", parts[2]))
+            if method == "POST" and parts[3:] == ["authenticate"]:
+                self._authenticate(setup, params.get("result") == "complete")
+            return Reply(200, dict(setup))
+        return Reply(404, _missing("route", path))
+
+    def _create_method(self, params: dict[str, str]) -> Reply:
+        """A card PaymentMethod from the numbers typed into the card element (never kept)."""
+        number = params.get("card[number]", "").replace(" ", "")
+        like = TEST_CARDS.get(number)
+        month, year = params.get("card[exp_month]", ""), params.get("card[exp_year]", "")
+        if like is None or not (month.isdigit() and year.isdigit()):
             return Reply(
                 402,
-                {
-                    "error": {
-                        **error,
-                        "setup_intent": {**setup, "status": "requires_payment_method"},
-                    }
-                },
+                _error("card_error", "incorrect_number", "Your card number is incorrect."),
             )
-        return Reply(200, setup)
+        method_id = f"pm_double{next(self._ids):06d}"
+        self.behaviours[method_id] = self.behaviours[like]
+        brand = "mastercard" if number.startswith("5") else "visa"
+        full_year = int(year) + 2000 if len(year) == 2 else int(year)
+        card = {"brand": brand, "last4": number[-4:], "exp_month": int(month)}
+        card["exp_year"] = full_year
+        self.methods[method_id] = {
+            "id": method_id,
+            "object": "payment_method",
+            "type": "card",
+            "card": card,
+        }
+        return Reply(200, {**self.methods[method_id], "customer": None})
+
+    def _authenticate(self, setup: JSON, completed: bool) -> None:
+        """The bank's answer to the 3-D Secure challenge of a SetupIntent."""
+        if setup["status"] != "requires_action":
+            return
+        setup.pop("next_action", None)
+        if completed:
+            setup["status"] = "succeeded"
+            self._attach(setup["payment_method"], setup["customer"])
+            return
+        setup["status"] = "requires_payment_method"
+        setup["last_setup_error"] = {
+            "type": "invalid_request_error",
+            "code": "setup_intent_authentication_failure",
+            "message": "We are unable to authenticate your payment method.",
+        }
 
     def _detach(self, method_id: str) -> Reply:
         if method_id not in self.behaviours or method_id in self.detached:
@@ -378,7 +495,17 @@ class StripeDouble:
                     "invalid_request_error", "resource_missing", f"No such invoice: '{invoice_id}'"
                 ),
             )
-        behaviour = self.behaviours.get(form.get("payment_method", "pm_card_visa"), Behaviour())
+        method = form.get("payment_method", "pm_card_visa")
+        if method in self.methods and self.attached.get(method) != invoice["customer"]:
+            return Reply(
+                400,
+                _error(
+                    "invalid_request_error",
+                    None,
+                    f"The PaymentMethod {method} does not belong to customer {invoice['customer']}",
+                ),
+            )
+        behaviour = self.behaviours.get(method, Behaviour())
         pi_id = f"pi_double{next(self._ids):06d}"
         if behaviour.code == "authentication_required":
             return Reply(
@@ -436,9 +563,19 @@ class StripeDouble:
             if reply.fault is not None:
                 # Hold the answer back until the client has given up (or the test releases it).
                 await anyio.to_thread.run_sync(self._release.wait, self.hang_s)
-            return JSONResponse(reply.body, status_code=reply.status)
+            # Stripe.js calls the API from the card page's origin.
+            cors = {"Access-Control-Allow-Origin": "*"}
+            return JSONResponse(reply.body, status_code=reply.status, headers=cors)
 
-        return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+        async def stripe_js(request: Request) -> Response:
+            return Response(STRIPE_JS.read_text(), media_type="text/javascript")
+
+        return Starlette(
+            routes=[
+                Route("/js/v3/", stripe_js, methods=["GET"]),
+                Route("/{path:path}", endpoint, methods=["GET", "POST"]),
+            ]
+        )
 
 
 def _sub(form: Mapping[str, str], name: str) -> dict[str, str]:

@@ -34,11 +34,21 @@ log = logging.getLogger(__name__)
 class CardDeclined(PermanentError):
     """The new card failed verification; nothing was changed."""
 
-    def __init__(self, decline: Decline | None, *, requires_action: bool = False) -> None:
+    def __init__(
+        self,
+        decline: Decline | None,
+        *,
+        requires_action: bool = False,
+        action_ref: str | None = None,
+        client_secret: str | None = None,
+    ) -> None:
         code = decline.decline_code if decline else "declined"
         super().__init__(f"the card was declined at verification ({code})")
         self.decline = decline
         self.requires_action = requires_action
+        # What the customer's browser confirms (3-D Secure): the gateway's intent, its secret.
+        self.action_ref = action_ref
+        self.client_secret = client_secret
 
 
 @dataclass
@@ -57,9 +67,13 @@ def replace_card(
     now: datetime,
     gateway: str | None = None,
     payment_method_id: str | None = None,
+    verified: bool = False,
 ) -> ReplaceResult:
-    """Verify ``card`` and make it the customer's card; charge what is owed at once."""
-    _verify(c, customer_id, card)
+    """Verify ``card`` (unless the caller read a verification from the gateway itself:
+    ``verified``, a 3-D Secure challenge the gateway says succeeded) and make it the
+    customer's card; charge what is owed at once."""
+    if not verified:
+        _verify(c, customer_id, card)
     pm_id = payment_method_id or "pm_" + uuid.uuid4().hex[:16]
     with transaction(c.engine) as conn:
         # Every active card, blocked ones too: a declined card is the one most worth removing.
@@ -88,7 +102,12 @@ def _verify(c: Pipeline, customer_id: str, card: CardToken) -> None:
     verdict = c.gateway.verify(card.token, customer_id=customer_ref, currency=currency or "USD")
     if not verdict.ok:
         log.info("card verification declined for customer %s", customer_id)
-        raise CardDeclined(verdict.decline, requires_action=verdict.requires_action)
+        raise CardDeclined(
+            verdict.decline,
+            requires_action=verdict.requires_action,
+            action_ref=verdict.action_ref,
+            client_secret=verdict.client_secret,
+        )
 
 
 def _card_audit(

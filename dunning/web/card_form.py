@@ -2,7 +2,8 @@
 
 Sandbox mode: the card number is tokenized at once and dropped; the CVC is checked for shape
 and dropped (the sandbox has no use for it, and nothing here may store or log it). Stripe mode:
-Stripe.js collected the card, so only a ``payment_method`` id and its display details arrive.
+Stripe.js collected the card, so only a ``payment_method`` id arrives; its brand, last4 and
+expiry are read from Stripe, never taken from the browser.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Any
 from dunning.errors import PermanentError
 from dunning.gateways.base import CardToken, Decline
 from dunning.gateways.sandbox import CardRefused, SandboxGateway
+from dunning.gateways.stripe import StripeError, StripeGateway
 
 _NUMBER = re.compile(r"[0-9][0-9 -]{10,30}[0-9]")
 _CVC = re.compile(r"[0-9]{3,4}")
 _PM = re.compile(r"pm_[A-Za-z0-9_]{1,100}")
-_LAST4 = re.compile(r"[0-9]{4}")
-_NETWORKS = frozenset({"visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay"})
 
 
 class FormError(PermanentError):
@@ -66,21 +66,21 @@ def sandbox_card(gateway: Any, form: Mapping[str, Any], now: datetime) -> CardTo
         raise FormError("err_number") from None
 
 
-def stripe_card(form: Mapping[str, Any], now: datetime) -> CardToken:
-    """The payment method Stripe.js created, with the display details it reported."""
+def stripe_card(gateway: Any, form: Mapping[str, Any], now: datetime) -> CardToken:
+    """The payment method Stripe.js created, as Stripe holds it (blocking: a Stripe call).
+    ``GatewayUnavailable`` when Stripe does not answer."""
+    if not isinstance(gateway, StripeGateway):
+        raise FormError("err_unavailable")
     pm = _text(form, "payment_method")
     if not _PM.fullmatch(pm):
         raise FormError("err_stripe")
-    last4 = _text(form, "card_last4")
-    network = _text(form, "card_brand").lower()
-    month, year = _expiry(form, now)
-    return CardToken(
-        token=pm,
-        network=network if network in _NETWORKS else "unknown",
-        last4=last4 if _LAST4.fullmatch(last4) else "0000",
-        exp_month=month,
-        exp_year=year,
-    )
+    try:
+        card = gateway.card_details(pm)
+    except StripeError:
+        raise FormError("err_stripe") from None
+    if (card.exp_year, card.exp_month) < (now.year, now.month):
+        raise FormError("err_expired")
+    return card
 
 
 def decline_message(decline: Decline | None) -> str:

@@ -1,8 +1,8 @@
-"""The sandbox's 3-D Secure step: the verified-but-unconfirmed card travels in a sealed field.
+"""The 3-D Secure step: the verified-but-unconfirmed card travels in a sealed field.
 
-The sealed value holds the gateway token and the display details (never a number or CVC), is
-bound to the link by an HMAC and expires, so a page cannot swap in another card or replay an
-old challenge.
+The sealed value holds the gateway token, the display details (never a number or CVC) and, on
+Stripe, the SetupIntent the customer confirms. It is bound to the link by an HMAC and expires,
+so a page cannot swap in another card or intent, or replay an old challenge.
 """
 
 from __future__ import annotations
@@ -29,10 +29,18 @@ def _mac(secret: SecretStr, link_token: str, body: bytes) -> str:
 
 
 def seal(
-    secret: SecretStr, link_token: str, card: CardToken, *, remove_old: bool, now: datetime
+    secret: SecretStr,
+    link_token: str,
+    card: CardToken,
+    *,
+    remove_old: bool,
+    now: datetime,
+    intent: str | None = None,
 ) -> str:
-    """A form value carrying ``card`` through the challenge."""
+    """A form value carrying ``card`` (and the gateway's ``intent`` the customer confirms)
+    through the challenge."""
     data = {
+        "intent": intent,
         "token": card.token,
         "network": card.network,
         "last4": card.last4,
@@ -47,8 +55,9 @@ def seal(
 
 def unseal(
     secret: SecretStr, link_token: str, sealed: str, now: datetime
-) -> tuple[CardToken, bool]:
-    """The card and the remove-old choice; ``ValueError`` when forged, mangled or too old."""
+) -> tuple[CardToken, bool, str | None]:
+    """The card, the remove-old choice and the gateway's intent; ``ValueError`` when forged,
+    mangled or too old."""
     body_text, dot, mac = sealed.partition(".")
     body = body_text.encode("ascii", "replace")
     if not dot or not hmac.compare_digest(
@@ -65,8 +74,11 @@ def unseal(
             exp_year=int(data["exp_year"]),
         )
         at, remove_old = int(data["at"]), bool(data["remove_old"])
+        intent = data.get("intent")
+        if intent is not None and not isinstance(intent, str):
+            raise ValueError("challenge intent is not a string")
     except (binascii.Error, KeyError, TypeError, ValueError):
         raise ValueError("challenge seal is not valid") from None
     if not 0 <= now.timestamp() - at <= MAX_AGE.total_seconds():
         raise ValueError("challenge has expired")
-    return card, remove_old
+    return card, remove_old, intent

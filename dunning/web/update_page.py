@@ -23,6 +23,7 @@ from dunning.bootstrap import Container
 from dunning.errors import GatewayUnavailable, NotFound
 from dunning.gateways.base import CardToken
 from dunning.gateways.sandbox import CardRefused, SandboxGateway
+from dunning.gateways.stripe import StripeError, StripeGateway
 from dunning.services.cards import CardDeclined, ReplaceResult, pay_open_invoices, replace_card
 from dunning.web import challenge, csrf
 from dunning.web.account import Account, LinkGone, chargeable_card, open_link
@@ -129,12 +130,16 @@ class UpdatePage:
         remove_old = form.get("remove_old") is not None
         try:
             if self.c.settings.gateway == "stripe":
-                card = stripe_card(form, now)
+                card = await run_in_threadpool(stripe_card, self.c.gateway, form, now)
             else:
                 card = sandbox_card(self.c.gateway, form, now)
         except FormError as exc:
             ACTIONS.labels("update", "invalid").inc()
             return self.view.form(account, token, value, error=exc.key, status=422)
+        except GatewayUnavailable as exc:
+            ACTIONS.labels("update", "unavailable").inc()
+            log.warning("card details for customer %s: %s", account.customer_id, exc)
+            return self.view.form(account, token, value, error="err_unavailable", status=503)
         finally:
             # The card number and CVC go no further than this request's form.
             await form.close()
@@ -149,20 +154,40 @@ class UpdatePage:
         token, value = request.path_params["token"], str(form.get(csrf.FIELD))
         sealed = form.get("card")
         try:
-            card, remove_old = challenge.unseal(
+            card, remove_old, intent = challenge.unseal(
                 self.c.settings.link_secret, token, sealed if isinstance(sealed, str) else "", now
             )
-            if form.get("result") != "approve":
-                raise ValueError("the customer cancelled the challenge")
-            gateway = self.c.gateway
-            if not isinstance(gateway, SandboxGateway):
-                raise ValueError("only the sandbox has a challenge step on this page")
-            card = gateway.complete_challenge(card)
-        except (ValueError, CardRefused) as exc:
+            card = await self._authenticated(card, intent, form.get("result"))
+        except (ValueError, CardRefused, StripeError) as exc:
             log.info("card challenge for customer %s not completed: %s", account.customer_id, exc)
             ACTIONS.labels("authenticate", "failed").inc()
             return self.view.form(account, token, value, error="err_auth_failed", status=422)
-        return await self._replace(account, token, value, card, remove_old, now)
+        except GatewayUnavailable as exc:
+            ACTIONS.labels("authenticate", "unavailable").inc()
+            log.warning("card challenge for customer %s: %s", account.customer_id, exc)
+            return self.view.form(account, token, value, error="err_unavailable", status=503)
+        verified = isinstance(self.c.gateway, StripeGateway)
+        return await self._replace(account, token, value, card, remove_old, now, verified)
+
+    async def _authenticated(self, card: CardToken, intent: str | None, result: Any) -> CardToken:
+        """The card once its challenge is done; ``ValueError`` when it is not. On Stripe the
+        SetupIntent is read back from Stripe: what the page says happened does not count."""
+        gateway = self.c.gateway
+        if isinstance(gateway, StripeGateway):
+            if intent is None:
+                raise ValueError("the challenge names no setup intent")
+            verdict = await run_in_threadpool(
+                lambda: gateway.setup_result(intent, token=card.token)
+            )
+            if not verdict.ok:
+                code = verdict.decline.decline_code if verdict.decline else "not confirmed"
+                raise ValueError(f"3-D Secure not completed ({code})")
+            return card
+        if result != "approve":
+            raise ValueError("the customer cancelled the challenge")
+        if not isinstance(gateway, SandboxGateway):
+            raise ValueError("this gateway has no challenge step on this page")
+        return gateway.complete_challenge(card)
 
     async def _replace(
         self,
@@ -172,19 +197,28 @@ class UpdatePage:
         card: CardToken,
         remove_old: bool,
         now: datetime,
+        verified: bool = False,
     ) -> Response:
         customer_id = account.customer_id
         try:
             result = await run_in_threadpool(
-                lambda: replace_card(self.c, customer_id, card, remove_old=remove_old, now=now)
+                lambda: replace_card(
+                    self.c, customer_id, card, remove_old=remove_old, now=now, verified=verified
+                )
             )
         except CardDeclined as exc:
             if exc.requires_action:
                 ACTIONS.labels("update", "requires_action").inc()
                 sealed = challenge.seal(
-                    self.c.settings.link_secret, token, card, remove_old=remove_old, now=now
+                    self.c.settings.link_secret,
+                    token,
+                    card,
+                    remove_old=remove_old,
+                    now=now,
+                    intent=exc.action_ref,
                 )
-                return self.view.challenge(account, token, value, card, sealed)
+                secret = exc.client_secret or ""
+                return self.view.challenge(account, token, value, card, sealed, secret)
             ACTIONS.labels("update", "declined").inc()
             return self.view.form(
                 account, token, value, error=decline_message(exc.decline), status=422

@@ -36,6 +36,13 @@ class View:
     def stripe(self) -> bool:
         return self.settings.gateway == "stripe"
 
+    def _stripe_js(self) -> dict[str, Any]:
+        """What a page that loads Stripe.js needs: the script's URL and the publishable key."""
+        return {
+            "js_url": self.settings.stripe.js_url,
+            "publishable_key": self.settings.stripe.publishable_key or "",
+        }
+
     def _common(self, lang: Lang) -> dict[str, Any]:
         return {
             "lang": lang.code,
@@ -92,13 +99,20 @@ class View:
             csrf_field=csrf.FIELD,
             csrf_value=csrf_value,
             error=lang.t[error] if error else None,
-            publishable_key=self.settings.stripe.publishable_key or "",
+            **self._stripe_js(),
         )
 
     def challenge(
-        self, account: Account, token: str, csrf_value: str, card: CardToken, sealed: str
+        self,
+        account: Account,
+        token: str,
+        csrf_value: str,
+        card: CardToken,
+        sealed: str,
+        client_secret: str = "",
     ) -> HTMLResponse:
-        """The 3-D Secure step: confirm (or cancel) the card with the bank."""
+        """The 3-D Secure step: confirm (or cancel) the card with the bank; on Stripe,
+        Stripe.js runs it on the SetupIntent whose ``client_secret`` the page carries."""
         lang = Lang(account.locale)
         view = card_view(
             {
@@ -122,7 +136,8 @@ class View:
             csrf_value=csrf_value,
             card_text=described,
             sealed=sealed,
-            publishable_key=self.settings.stripe.publishable_key or "",
+            client_secret=client_secret,
+            **self._stripe_js(),
         )
 
     def done(self, account: Account, token: str, outcome: str) -> HTMLResponse:

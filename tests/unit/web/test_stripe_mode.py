@@ -1,101 +1,159 @@
-"""Stripe mode: Stripe.js collects the card; only a ``payment_method`` id reaches the server."""
+"""Stripe mode: Stripe.js collects the card; only a ``payment_method`` id reaches the server,
+which reads the card from Stripe, checks it with a SetupIntent (3-D Secure confirmed by
+Stripe.js when the bank asks) and pays the Stripe invoice through the invoice."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from dunning.gateways.base import ChargeRequest, ChargeResult, VerifyResult
+from dunning.gateways.stripe import StripeGateway
 from dunning.store.tables import customers, invoices, payment_methods
+from tests.stripe_double import PUBLISHABLE_KEY, StripeDouble
 from tests.unit.web.conftest import Web, make_web, web_settings
 
-
-class FakeStripe:
-    """Stripe as the page sees it: every payment method verifies and every charge succeeds."""
-
-    name = "stripe"
-
-    def __init__(self) -> None:
-        self.verified: list[tuple[str, str]] = []
-        self.charged: list[ChargeRequest] = []
-
-    def verify(self, token: str, *, customer_id: str, currency: str) -> VerifyResult:
-        self.verified.append((token, customer_id))
-        return VerifyResult(ok=True)
-
-    def charge(self, request: ChargeRequest) -> ChargeResult:
-        self.charged.append(request)
-        return ChargeResult("succeeded", charge_id="pi_1")
-
-    def lookup(
-        self, idempotency_key: str, *, customer_id: str, invoice_ref: str | None = None
-    ) -> ChargeResult | None:
-        return None
-
-    def delete_token(self, token: str) -> None:
-        return None
+SCA_CARD = "pm_card_authenticationRequiredSetupForOffSession"
 
 
 @pytest.fixture
-def stripe_web(tmp_path: Path) -> Iterator[tuple[Web, FakeStripe]]:
-    fake = FakeStripe()
+def double() -> StripeDouble:
+    return StripeDouble()
+
+
+@pytest.fixture
+def stripe_web(tmp_path: Path, double: StripeDouble) -> Iterator[Web]:
     settings = web_settings(
         tmp_path,
         gateway="stripe",
-        stripe={"publishable_key": "pk_test_123", "webhook_secrets": ["whsec_x"]},
+        stripe={
+            "api_key": double.api_key,
+            "publishable_key": PUBLISHABLE_KEY,
+            "webhook_secrets": ["whsec_x"],
+            "js_url": "http://127.0.0.1:9/js/v3/",
+        },
     )
-    for web in make_web(settings, gateway=fake):
-        yield web, fake
+    gateway = StripeGateway(
+        double.api_key, api_base="https://stripe.test", timeout_s=2, transport=double.transport()
+    )
+    try:
+        yield from make_web(settings, gateway=gateway)
+    finally:
+        gateway.close()
 
 
-def test_stripe_mode_renders_the_stripe_element_and_no_card_fields(
-    stripe_web: tuple[Web, FakeStripe],
-) -> None:
-    web, _ = stripe_web
-    web.add_customer()
-
-    response = web.client.get(web.link())
-
-    assert response.status_code == 200
-    assert 'id="card-element"' in response.text
-    assert 'data-key="pk_test_123"' in response.text
-    assert '<script src="https://js.stripe.com/v3/"></script>' in response.text
-    assert 'name="card_number"' not in response.text
-    policy = response.headers["content-security-policy"]
-    assert "https://js.stripe.com" in policy
-    assert "'nonce-" in policy
-
-
-def test_stripe_mode_accepts_a_payment_method_and_pays_the_invoice(
-    stripe_web: tuple[Web, FakeStripe],
-) -> None:
-    web, fake = stripe_web
+def owing(web: Web, double: StripeDouble) -> str:
+    """A customer Stripe knows as cus_S1 with a failed Stripe invoice; returns their link."""
     web.add_customer()
     with web.c.engine.begin() as conn:
         conn.execute(update(customers).values(stripe_customer_id="cus_S1"))
     web.fail_invoice()
-    path = web.link()
-    fields = {
-        "payment_method": "pm_1NewCard",
-        "card_brand": "mastercard",
-        "card_last4": "4444",
-        "exp_month": "11",
-        "exp_year": "2031",
-    }
+    with web.c.engine.begin() as conn:
+        conn.execute(update(invoices).values(stripe_invoice_id="in_S1"))
+    double.add_invoice("in_S1", customer="cus_S1", amount=12500, currency="eur")
+    return web.link()
 
-    missing = web.client.post(path, data={"csrf": web.open_form(path)})
-    response = web.client.post(
-        path, data={"csrf": web.open_form(path), **fields}, follow_redirects=False
+
+def test_stripe_mode_renders_the_stripe_element_and_no_card_fields(stripe_web: Web) -> None:
+    stripe_web.add_customer()
+
+    response = stripe_web.client.get(stripe_web.link())
+
+    assert response.status_code == 200
+    assert 'id="card-element"' in response.text
+    assert f'data-key="{PUBLISHABLE_KEY}"' in response.text
+    assert '<script src="http://127.0.0.1:9/js/v3/"></script>' in response.text
+    assert 'name="card_number"' not in response.text
+    assert 'name="card_last4"' not in response.text
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'nonce-" in policy
+    assert "http://127.0.0.1:9" in policy
+
+
+def test_the_card_is_read_from_stripe_and_the_stripe_invoice_is_paid(
+    stripe_web: Web, double: StripeDouble
+) -> None:
+    path = owing(stripe_web, double)
+    # whatever the browser says about the card is not taken
+    lies = {"card_brand": "amex", "card_last4": "1111", "exp_month": "1", "exp_year": "2040"}
+
+    missing = stripe_web.client.post(path, data={"csrf": stripe_web.open_form(path)})
+    response = stripe_web.client.post(
+        path,
+        data={"csrf": stripe_web.open_form(path), "payment_method": "pm_card_mastercard", **lies},
+        follow_redirects=False,
     )
 
     assert missing.status_code == 422
     assert "Enter your card in the box above" in missing.text
     assert response.status_code == 303
-    assert fake.verified == [("pm_1NewCard", "cus_S1")]
-    assert [(c.token, c.customer_id) for c in fake.charged] == [("pm_1NewCard", "cus_S1")]
-    assert web.row(invoices, "in_1")["status"] == "paid"
-    [card] = web.rows(payment_methods, payment_methods.c.token == "pm_1NewCard")
+    assert response.headers["location"].endswith("outcome=paid")
+    [card] = stripe_web.rows(payment_methods, payment_methods.c.token == "pm_card_mastercard")
     assert (card["gateway"], card["network"], card["last4"]) == ("stripe", "mastercard", "4444")
+    assert (card["exp_month"], card["exp_year"]) == (12, 2034)
+    [setup] = double.posts("/v1/setup_intents")
+    assert setup.form["customer"] == "cus_S1"
+    assert double.posts("/v1/payment_intents") == []
+    assert len(double.posts("/v1/invoices/in_S1/pay")) == 1
+    assert stripe_web.row(invoices, "in_1")["status"] == "paid"
+
+
+def challenge_page(web: Web, double: StripeDouble, path: str) -> tuple[str, str, str]:
+    """Submit the SCA card; returns the challenge page, its client secret and sealed card."""
+    response = web.client.post(path, data={"csrf": web.open_form(path), "payment_method": SCA_CARD})
+    assert response.status_code == 200, response.text
+    secret = re.search(r'data-client-secret="([^"]*)"', response.text)
+    sealed = re.search(r'name="card" value="([^"]*)"', response.text)
+    assert secret is not None
+    assert sealed is not None
+    return response.text, secret.group(1), sealed.group(1)
+
+
+def authenticate(web: Web, path: str, sealed: str, page: str) -> object:
+    csrf = re.search(r'name="csrf" value="([^"]*)"', page)
+    assert csrf is not None
+    return web.client.post(
+        path + "/authenticate",
+        data={"csrf": csrf.group(1), "card": sealed},
+        follow_redirects=False,
+    )
+
+
+def test_a_card_that_needs_3ds_is_confirmed_then_added_and_charged(
+    stripe_web: Web, double: StripeDouble
+) -> None:
+    path = owing(stripe_web, double)
+
+    page, secret, sealed = challenge_page(stripe_web, double, path)
+    [setup] = double.setups.values()
+    assert secret == setup["client_secret"]
+    assert double.posts("/v1/invoices/in_S1/pay") == []  # nothing charged before the bank says
+    double._authenticate(setup, completed=True)  # the customer passes the bank's challenge
+    response = authenticate(stripe_web, path, sealed, page)
+
+    assert response.status_code == 303  # type: ignore[attr-defined]
+    assert response.headers["location"].endswith("outcome=paid")  # type: ignore[attr-defined]
+    assert stripe_web.row(invoices, "in_1")["status"] == "paid"
+    assert len(double.posts("/v1/setup_intents")) == 1  # the confirmed SetupIntent is not redone
+
+
+@pytest.mark.parametrize("bank", ["fails", "never_asked"])
+def test_a_failed_authentication_changes_and_charges_nothing(
+    stripe_web: Web, double: StripeDouble, bank: str
+) -> None:
+    path = owing(stripe_web, double)
+    page, _, sealed = challenge_page(stripe_web, double, path)
+    [setup] = double.setups.values()
+    if bank == "fails":
+        double._authenticate(setup, completed=False)
+
+    response = authenticate(stripe_web, path, sealed, page)
+
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert "not confirmed with your bank" in response.text  # type: ignore[attr-defined]
+    assert double.posts("/v1/invoices/in_S1/pay") == []
+    assert stripe_web.rows(payment_methods, payment_methods.c.token == SCA_CARD) == []
+    assert stripe_web.row(invoices, "in_1")["status"] == "open"

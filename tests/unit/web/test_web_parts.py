@@ -46,7 +46,13 @@ def test_csrf_token_is_bound_to_its_link() -> None:
 def test_challenge_seal_round_trips_and_refuses_forgery_and_age() -> None:
     sealed = challenge.seal(SECRET, "link-a", CARD, remove_old=True, now=NOW)
 
-    assert challenge.unseal(SECRET, "link-a", sealed, NOW + timedelta(minutes=5)) == (CARD, True)
+    assert challenge.unseal(SECRET, "link-a", sealed, NOW + timedelta(minutes=5)) == (
+        CARD,
+        True,
+        None,
+    )
+    with_intent = challenge.seal(SECRET, "link-a", CARD, remove_old=False, now=NOW, intent="seti_1")
+    assert challenge.unseal(SECRET, "link-a", with_intent, NOW) == (CARD, False, "seti_1")
     with pytest.raises(ValueError, match="not valid"):
         challenge.unseal(SECRET, "link-b", sealed, NOW)
     with pytest.raises(ValueError, match="not valid"):
