@@ -10,6 +10,7 @@ import email
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -23,7 +24,7 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from dramatiq.brokers.stub import StubBroker
 
-from config.settings import load_settings
+from config.settings import Settings, load_settings
 from dunning.bootstrap import Container, bootstrap
 from dunning.clock import VirtualClock
 from dunning.store.migrate import upgrade
@@ -97,25 +98,27 @@ class Service:
     broker: StubBroker
 
 
-@pytest.fixture
-def service(tmp_path: Path, mailbox: Mailbox) -> Iterator[Service]:
+def e2e_settings(tmp_path: Path, mailbox: Mailbox, port: int, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'e2e.sqlite3'}",
+        "outbox_dir": tmp_path / "outbox",
+        "public_base_url": f"http://127.0.0.1:{port}",
+        "link_secret": "e2e-link-secret",
+        "smtp": {"host": "127.0.0.1", "port": mailbox.port, "timeout_s": 10},
+        "stripe": {"webhook_secrets": [STRIPE_SECRET]},
+        "mail_from": "billing@acme.example",
+    }
+    return load_settings(**{**values, **overrides})
+
+
+@contextmanager
+def running(settings: Settings, port: int) -> Iterator[Service]:
     """Web, worker and SMTP transport wired as ``dunning run`` does, on real sockets."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    settings = load_settings(
-        database_url=f"sqlite:///{tmp_path / 'e2e.sqlite3'}",
-        outbox_dir=tmp_path / "outbox",
-        public_base_url=base_url,
-        link_secret="e2e-link-secret",
-        smtp={"host": "127.0.0.1", "port": mailbox.port, "timeout_s": 10},
-        stripe={"webhook_secrets": [STRIPE_SECRET]},
-        mail_from="billing@acme.example",
-    )
     c = bootstrap(settings, clock=VirtualClock(NOON))
     upgrade(c.engine)
-    # Build the sandbox gateway now: its SQL ledger creates a table when built, and the first
+    # Build the gateway now: the sandbox's SQL ledger creates a table when built, and the first
     # use is inside a write transaction, where SQLite would make that DDL wait on itself.
-    assert c.gateway.name == "sandbox"
+    assert c.gateway.name == settings.gateway
     broker = make_broker("stub://")
     assert isinstance(broker, StubBroker)
     setup(c, broker)
@@ -133,7 +136,7 @@ def service(tmp_path: Path, mailbox: Mailbox) -> Iterator[Service]:
             raise AssertionError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield Service(c, base_url, broker)
+        yield Service(c, f"http://127.0.0.1:{port}", broker)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -141,3 +144,11 @@ def service(tmp_path: Path, mailbox: Mailbox) -> Iterator[Service]:
         broker.close()
         c.transport.close()
         c.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path, mailbox: Mailbox) -> Iterator[Service]:
+    """The service on the sandbox gateway."""
+    port = free_port()
+    with running(e2e_settings(tmp_path, mailbox, port), port) as svc:
+        yield svc
