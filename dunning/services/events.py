@@ -45,45 +45,40 @@ def parse(provider: str, payload: Mapping[Any, Any], received_at: datetime) -> l
 
 
 def process_event(c: Pipeline, event_row_id: int, now: datetime) -> str:
-    """Apply one stored event; safe to run twice. Returns the event's new status.
+    """Apply one stored event; safe to run twice, or twice at once. Returns its new status.
 
     An event that fails for good (:func:`fails_for_good`) is marked ``failed`` with its error,
     and nothing it would have written is kept; a transient error is raised, the event stays
     ``received`` and is tried again.
     """
-    with c.engine.connect() as conn:
-        row = inbox.load(conn, event_row_id)
-    if row is None or row["status"] != "received":
-        return "skipped"
-    try:
-        parsed = parse(row["provider"], row["payload"], row["received_at"])
-        applied = [apply(c, e, now) for e in parsed]
-    except Exception as exc:
-        if not fails_for_good(exc):
-            raise
-        error = describe(exc)
-        log.warning("webhook event %s/%s failed: %s", row["provider"], row["event_id"], error)
-        with c.engine.begin() as conn:
-            inbox.finish(conn, event_row_id, "failed", now, error)
-        return "failed"
-    if "deferred" in applied:
-        return _defer(c, row, now)
-    status = "ignored" if all(a == "ignored" for a in applied) else "processed"
-    with c.engine.begin() as conn:
-        inbox.finish(conn, event_row_id, status, now)
-    return status
+    with inbox.held(c.engine, event_row_id) as event:
+        row = event.row
+        if row is None:
+            return "skipped"
+        try:
+            parsed = parse(row["provider"], row["payload"], row["received_at"])
+            applied = [apply(c, e, now) for e in parsed]
+        except Exception as exc:
+            if not fails_for_good(exc):
+                raise
+            error = describe(exc)
+            log.warning("webhook event %s/%s failed: %s", *_names(row), error)
+            event.finish("failed", now, error)
+            return "failed"
+        if "deferred" in applied:
+            # The producer offers it again once the charge in flight on its invoice has had
+            # time to be answered or looked up.
+            until = now + timedelta(seconds=c.settings.timing.unknown_after_s)
+            event.defer(until, "deferred: a charge is in flight")
+            log.info("webhook event %s/%s deferred: a charge is in flight", *_names(row))
+            return "deferred"
+        status = "ignored" if all(a == "ignored" for a in applied) else "processed"
+        event.finish(status, now)
+        return status
 
 
-def _defer(c: Pipeline, row: Mapping[Any, Any], now: datetime) -> str:
-    """Leave the event for later: the producer offers it again once the charge in flight on
-    its invoice has had time to be answered or looked up."""
-    until = now + timedelta(seconds=c.settings.timing.unknown_after_s)
-    with c.engine.begin() as conn:
-        inbox.defer(conn, row["id"], until, "deferred: a charge is in flight")
-    log.info(
-        "webhook event %s/%s deferred: a charge is in flight", row["provider"], row["event_id"]
-    )
-    return "deferred"
+def _names(row: Mapping[Any, Any]) -> tuple[str, str]:
+    return row["provider"], row["event_id"]
 
 
 def apply(c: Pipeline, event: ev.Event, now: datetime) -> str:

@@ -19,6 +19,7 @@ from dunning.ports import Pipeline
 from dunning.services.attempt_results import attempt_audit
 from dunning.services.audit import record, record_many
 from dunning.services.case import Case
+from dunning.services.counters import count_charges
 from dunning.services.retry_schedule import after_decline
 from dunning.services.subscription_state import move_subscription
 from dunning.store import attempts, invoices, rows
@@ -129,10 +130,15 @@ def _record_attempt(
     attempt_no = int(case.invoice["attempt_count"]) + 1
     invoices.set_values(conn, case.id, now=now, attempt_count=attempt_no)
     cls = classify(failure.decline, card["network"], gateway=c.gateway.name)
+    # Not a decline (a gateway error such as Quickpay 50000, a duplicate): the charge may
+    # exist. It waits as ``unknown`` for the resolver's look-up, which settles it or, finding
+    # nothing, charges the invoice again at once; no retry is scheduled or stopped meanwhile.
+    unknown = cls.verdict in (Verdict.unknown, Verdict.duplicate)
     reason = "renewal" if attempt_no == 1 else "gateway"
     row: dict[str, Any] = attempts.new_row(
         case.invoice, card, attempt_no, initiator=Initiator.merchant, reason=reason,
-        at=failure.occurred_at, status=AttemptStatus.declined,
+        at=failure.occurred_at,
+        status=AttemptStatus.unknown if unknown else AttemptStatus.declined,
     )  # fmt: skip
     if failure.attempt_key:
         row["idempotency_key"] = failure.attempt_key
@@ -140,18 +146,19 @@ def _record_attempt(
     row |= codes | {
         "decline_class": cls.decline_class,
         "gateway_charge_id": failure.gateway_charge_id,
-        "resolved_at": now,
     }
+    row |= {"error": f"gateway answered {cls.reason}"} if unknown else {"resolved_at": now}
     attempts.insert_rows(conn, [row])
+    result = "error" if unknown else "declined"
     audit = attempt_audit(
-        row, "declined", failure.occurred_at, decline_class=cls.decline_class, **codes
+        row, result, failure.occurred_at, decline_class=cls.decline_class, **codes
     )
     record_many(conn, [audit])
     move_subscription(
         conn, case.subscription, SubscriptionStatus.past_due, now, reason="payment_failed"
     )
-    if cls.verdict in (Verdict.unknown, Verdict.duplicate):
-        # Reported as failed: whatever the code, it is a decline here, and a generic one.
-        cls = classify(Decline(decline_code="generic_decline"), card["network"])
+    if unknown:
+        count_charges(conn, [("unknown", cls.decline_class, row["amount"], row["currency"])])
+        return
     case = replace(case, invoice=dict(case.invoice, attempt_count=attempt_no))
     after_decline(conn, c, case, card, cls, now, attempt_no=attempt_no)

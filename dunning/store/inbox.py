@@ -9,7 +9,8 @@ the worker again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,9 +73,53 @@ def release(engine: Engine, ids: Sequence[int]) -> None:
         log.warning("could not release the claim on webhook events %s: %s", list(ids), exc)
 
 
-def load(conn: Connection, row_id: int) -> RowMapping | None:
-    row = conn.execute(select(webhook_events).where(webhook_events.c.id == row_id)).mappings()
-    return row.first()
+class Held:
+    """A ``received`` event taken by one worker (see :func:`held`); ``row`` is ``None`` when
+    there is nothing to do (done already, or another worker holds it)."""
+
+    def __init__(self, engine: Engine, conn: Connection | None, row: RowMapping | None) -> None:
+        self._engine, self._conn, self.row = engine, conn, row
+
+    def finish(self, status: str, now: datetime, error: str | None = None) -> None:
+        self._write(lambda conn: finish(conn, self._id, status, now, error))
+
+    def defer(self, until: datetime, reason: str) -> None:
+        self._write(lambda conn: defer(conn, self._id, until, reason))
+
+    @property
+    def _id(self) -> int:
+        assert self.row is not None
+        return int(self.row["id"])
+
+    def _write(self, fn: Callable[[Connection], object]) -> None:
+        if self._conn is not None:
+            fn(self._conn)  # committed with the lock's transaction
+            return
+        with self._engine.begin() as conn:
+            fn(conn)
+
+
+@contextmanager
+def held(engine: Engine, row_id: int) -> Iterator[Held]:
+    """Take a ``received`` event for processing. On PostgreSQL its row stays locked (``FOR
+    UPDATE SKIP LOCKED``) until the verdict commits at the end of the block, so two copies of
+    one message (a redelivery, the producer's second offer) never apply it side by side; the
+    second sees nothing to do. On SQLite, whose writers go one at a time anyway, the row is
+    read and the verdict written on its own (a held write transaction would lock out the
+    writes of the event itself)."""
+    with engine.connect() as conn:
+        locking = conn.dialect.name == "postgresql"
+        stmt = select(webhook_events).where(
+            webhook_events.c.id == row_id, webhook_events.c.status == "received"
+        )
+        if locking:
+            stmt = stmt.with_for_update(skip_locked=True)
+        row = conn.execute(stmt).mappings().first()
+        if not locking:
+            conn.rollback()
+        yield Held(engine, conn if locking and row is not None else None, row)
+        if locking:
+            conn.commit()
 
 
 def finish(

@@ -1,5 +1,6 @@
 """Stored webhook events the book cannot take, on a real worker, Redis and PostgreSQL: each
-fails on its own, is marked ``failed`` with its error, and the events after it go through.
+fails on its own, is marked ``failed`` with its error, and the events after it go through;
+two copies of one event at once apply it once.
 
 The poison rows are stored as the receiver stored them before it checked what the book can
 hold (a last4 of five digits, an amount beyond a bigint); a third one meets an error that no
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +21,15 @@ import pytest
 from sqlalchemy import Engine, insert, select, text
 
 from dunning.redis_keys import dead, delayed_messages, queue, queue_messages
-from dunning.store.tables import customers, invoices, payment_methods, subscriptions
+from dunning.services import events as event_service
+from dunning.services.events import process_event
+from dunning.store.tables import (
+    customers,
+    invoices,
+    payment_attempts,
+    payment_methods,
+    subscriptions,
+)
 from dunning.store.tables import webhook_events as events_table
 from tests.integration.conftest import Pipeline, dunning_executable
 from tests.unit.web.builders import quickpay_recurring, stripe_invoice_event
@@ -170,3 +180,37 @@ def test_poison_events_fail_alone_and_the_events_after_them_are_applied(
         i: rows[i]["error"] for i in poison
     }
     assert cli_json(pipeline, "status")["events_failed"] == len(poison)
+
+
+@pytest.mark.timeout(60)
+def test_two_copies_of_one_event_at_once_apply_it_once(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redelivered message, or the producer's second offer, while the first copy is still
+    being applied: the second copy finds the event taken and does nothing."""
+    now = datetime.now(UTC)
+    seed_customers(pipeline.engine, ["a"], now)
+    row_id = stored(pipeline.engine, "stripe", "evt_a", failing_stripe("a", "in_a", now), now)
+    inside, release = threading.Event(), threading.Event()
+    real = event_service.apply
+
+    def slow_apply(c: Any, event: Any, at: datetime) -> str:
+        inside.set()
+        release.wait(10)
+        return real(c, event, at)
+
+    monkeypatch.setattr(event_service, "apply", slow_apply)
+    c = pipeline.container
+    results: dict[str, str] = {}
+    first = threading.Thread(target=lambda: results.update(first=process_event(c, row_id, now)))
+    first.start()
+    assert inside.wait(10)
+    results["second"] = process_event(c, row_id, now)  # the first copy is inside apply
+    release.set()
+    first.join(10)
+
+    assert results == {"first": "processed", "second": "skipped"}
+    with pipeline.engine.connect() as conn:
+        made = conn.execute(select(payment_attempts.c.attempt_no)).scalars().all()
+    assert made == [1]
+    assert event_rows(pipeline)[row_id]["status"] == "processed"
