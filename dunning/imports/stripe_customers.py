@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from dunning.imports.lines import CustomerLine
+from dunning.imports.stripe_ids import map_customers, our_customers
 from dunning.imports.writer import write_chunk
 from dunning.webhooks.events import MalformedEvent
 from dunning.webhooks.stripe_objects import CustomerRecord, customer_record
@@ -99,8 +100,16 @@ def write_customers(
     *,
     full: bool = False,
 ) -> None:
-    """Upsert the lines in the caller's transaction (``full``: look every id up first)."""
-    result = write_chunk(conn, lines, now, full=full)
+    """Upsert the lines in the caller's transaction (``full``: look every id up first).
+
+    A customer the book maps to this Stripe customer is written under our id; a new one under
+    Stripe's id, mapped to it.
+    """
+    mapped = our_customers(conn, [line.id for _, line in lines])
+    ours = [(i, line.model_copy(update={"id": mapped[line.id]}) if line.id in mapped else line)
+            for i, line in lines]  # fmt: skip
+    result = write_chunk(conn, ours, now, full=full)
+    map_customers(conn, [line.id for _, line in lines if line.id not in mapped])
     report.inserted += len(result.inserted)
     report.updated += len(result.updated)
     report.unchanged += len(result.unchanged)

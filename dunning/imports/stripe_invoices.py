@@ -11,6 +11,7 @@ webhook brings it in); so is one that belongs to no subscription.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from dunning.imports.moves import move_subscriptions
 from dunning.imports.rows import AUDIT_FIELDS
 from dunning.imports.staging import stage
 from dunning.imports.stripe_customers import KindReport
+from dunning.imports.stripe_ids import map_invoices, our_customers
 from dunning.imports.upsert import append_rows, id_in, write_rows
 from dunning.imports.writer import INVOICES
 from dunning.model import SubscriptionStatus
@@ -76,6 +78,8 @@ def write_invoices(
     """Insert a page's new invoices in the caller's transaction; stored ones stay as they are."""
     if not recs:
         return
+    mapped = our_customers(conn, [r.customer_ref for r in recs])
+    recs = [replace(r, customer_ref=mapped.get(r.customer_ref, r.customer_ref)) for r in recs]
     sc = subscriptions.c
     wanted = sorted({r.subscription_ref for r in recs if r.subscription_ref})
     subs = {
@@ -101,6 +105,7 @@ def write_invoices(
     if conn.dialect.name == "postgresql":
         stage(conn, {invoices.name: rows})
     new = write_rows(conn, INVOICES, rows, now=now)
+    map_invoices(conn, sorted(new))  # paid through the Stripe invoice from now on
     report.inserted += len(new)
     report.unchanged += len(rows) - len(new)
     append_rows(conn, audit_log, AUDIT_FIELDS, [audit[key] for key in sorted(new)])

@@ -11,6 +11,7 @@ suspended) are the pipeline's to move.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, select
 from dunning.imports.moves import move_subscriptions
 from dunning.imports.staging import stage
 from dunning.imports.stripe_customers import KindReport
+from dunning.imports.stripe_ids import our_customers
 from dunning.imports.upsert import id_in, write_rows
 from dunning.imports.writer import CARDS, SUBSCRIPTIONS
 from dunning.model import SubscriptionStatus
@@ -94,6 +96,8 @@ def write_subscriptions(
     """Upsert a page's subscriptions (and their own cards) in the caller's transaction."""
     if not recs:
         return
+    mapped = our_customers(conn, [r.customer_ref for r in recs])
+    recs = [replace(r, customer_ref=mapped.get(r.customer_ref, r.customer_ref)) for r in recs]
     stored = _Stored(conn, recs)
     card_rows: dict[str, dict[str, Any]] = {}  # by id: two subscriptions may share a card
     sub_rows: list[dict[str, Any]] = []

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 
 from dunning.cli.main import main
 from dunning.errors import GatewayUnavailable
@@ -28,8 +28,8 @@ from dunning.store.tables import (
     subscriptions,
     sync_cursors,
 )
+from tests.stripe_account import StripeAccountDouble
 from tests.stripe_double import serve
-from tests.unit.gateways.stripe_account import StripeAccountDouble
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 N = 230  # customers: three pages of 100, five of 50
@@ -122,7 +122,9 @@ def test_a_sync_stores_every_page_with_real_plans_locales_and_cards(
     assert yearly["payment_method_id"] == "pm_0005"
     assert yearly["status"] == "active"
     assert row(pg_engine, subscriptions, "sub_0006")["amount"] == 2 * 9900  # quantity 2
+    assert row(pg_engine, customers, "cus_0013")["stripe_customer_id"] == "cus_0013"
     invoice = row(pg_engine, invoices, "in_0007")
+    assert invoice["stripe_invoice_id"] == "in_0007"  # paid through the Stripe invoice
     assert (invoice["status"], invoice["attempt_count"], invoice["amount"]) == ("open", 2, 9900)
     assert invoice["next_attempt_at"] == NOW
     assert row(pg_engine, subscriptions, "sub_0007")["status"] == "past_due"
@@ -132,6 +134,27 @@ def test_a_sync_stores_every_page_with_real_plans_locales_and_cards(
     with pg_engine.connect() as conn:
         audited = conn.scalar(select(func.count()).where(audit_log.c.kind == "invoice_imported"))
     assert audited == EXPECTED["invoices"]
+
+
+def test_a_customer_the_book_maps_is_updated_under_our_id(
+    pg_engine: Engine, reader: StripeReader
+) -> None:
+    with pg_engine.begin() as conn:
+        conn.execute(
+            insert(customers).values(
+                id="42", email="old@example.com", billing_emails=[], stripe_customer_id="cus_0007",
+                created_at=NOW, updated_at=NOW,
+            )
+        )  # fmt: skip
+
+    run(pg_engine, reader)
+
+    assert counts(pg_engine)["customers"] == N  # cus_0007 is customer 42, not a second one
+    ours = row(pg_engine, customers, "42")
+    assert (ours["email"], ours["stripe_customer_id"]) == ("c7@example.com", "cus_0007")
+    assert row(pg_engine, subscriptions, "sub_0007")["customer_id"] == "42"
+    assert row(pg_engine, payment_methods, "pm_0007")["customer_id"] == "42"
+    assert row(pg_engine, invoices, "in_0007")["customer_id"] == "42"
 
 
 def test_a_rerun_changes_nothing(pg_engine: Engine, reader: StripeReader) -> None:
