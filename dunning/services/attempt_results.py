@@ -149,7 +149,11 @@ def _apply_decline(
     if att["status"] == AttemptStatus.not_charged:
         return  # a late decline: a newer attempt has taken its place in the schedule
     case = load_cases(conn, [att["invoice_id"]])[att["invoice_id"]]
-    after_decline(conn, c, case, card, cls, now, attempt_no=att["attempt_no"])
+    # The first decline the customer could hear of may follow attempts that were never made
+    # (a gateway error the look-up found no charge for): it is still the first failure.
+    first = not attempts.answered_before(conn, att["invoice_id"], att["attempt_no"])
+    told = False if first else None
+    after_decline(conn, c, case, card, cls, now, attempt_no=att["attempt_no"], told=told)
 
 
 def mark_unknown(conn: Connection, att: Mapping[Any, Any], error: str, now: datetime) -> None:

@@ -115,6 +115,18 @@ def record(row: Mapping[Any, Any]) -> AttemptRecord:
     )
 
 
+def answered_before(conn: Connection, invoice_id: str, attempt_no: int) -> bool:
+    """Whether an attempt of the invoice before ``attempt_no`` got an answer (declined or
+    succeeded); attempts that were never made or never answered do not count."""
+    a = payment_attempts.c
+    stmt = select(a.id).where(
+        a.invoice_id == invoice_id,
+        a.attempt_no < attempt_no,
+        a.status.in_(["declined", "succeeded"]),
+    )
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
 def for_invoice(conn: Connection, invoice_id: str) -> tuple[AttemptRecord, ...]:
     """The invoice's attempts, oldest first (attempt 1 is the original failed charge)."""
     rows = conn.execute(
