@@ -77,7 +77,11 @@ def replace_card(
     pm_id = payment_method_id or "pm_" + uuid.uuid4().hex[:16]
     with transaction(c.engine) as conn:
         # Every active card, blocked ones too: a declined card is the one most worth removing.
-        old = active_cards(conn, customer_id)
+        old = [
+            r
+            for r in active_cards(conn, customer_id)
+            if r["id"] != pm_id and r["token"] != card.token
+        ]
         new_row = _attach(conn, customer_id, pm_id, card, gateway or c.gateway.name, now)
         removed = _remove(conn, customer_id, old, now) if remove_old else []
         _confirm(
@@ -130,23 +134,29 @@ def _attach(
         .where(payment_methods.c.customer_id == customer_id)
         .values(is_default=False)
     )
-    new_row = (
+    values = {
+        "gateway": gateway,
+        "token": card.token,
+        "network": card.network,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "is_default": True,
+        "status": CardStatus.active.value,
+        "updated_at": now,
+    }
+    # A card the gateway's webhook recorded first (Stripe's payment_method.attached, keyed by
+    # the same id) is taken over, not recorded twice.
+    known = conn.execute(
+        update(payment_methods)
+        .where(payment_methods.c.id == pm_id, payment_methods.c.customer_id == customer_id)
+        .values(**values)
+        .returning(*payment_methods.c)
+    )
+    new_row = known.mappings().first() or (
         conn.execute(
             payment_methods.insert()
-            .values(
-                id=pm_id,
-                customer_id=customer_id,
-                gateway=gateway,
-                token=card.token,
-                network=card.network,
-                last4=card.last4,
-                exp_month=card.exp_month,
-                exp_year=card.exp_year,
-                is_default=True,
-                status=CardStatus.active.value,
-                created_at=now,
-                updated_at=now,
-            )
+            .values(id=pm_id, customer_id=customer_id, created_at=now, **values)
             .returning(*payment_methods.c)
         )
         .mappings()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter
@@ -200,12 +201,10 @@ class UpdatePage:
         verified: bool = False,
     ) -> Response:
         customer_id = account.customer_id
+        replace = partial(replace_card, self.c, customer_id, card, remove_old=remove_old, now=now)
+        pm_id = card.token if self.view.stripe else None  # Stripe's id, as its webhooks name it
         try:
-            result = await run_in_threadpool(
-                lambda: replace_card(
-                    self.c, customer_id, card, remove_old=remove_old, now=now, verified=verified
-                )
-            )
+            result = await run_in_threadpool(replace, verified=verified, payment_method_id=pm_id)
         except CardDeclined as exc:
             if exc.requires_action:
                 ACTIONS.labels("update", "requires_action").inc()

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import update
 
 from dunning.gateways.stripe import StripeGateway
+from dunning.services.events import apply
 from dunning.store.tables import customers, invoices, payment_methods
+from dunning.webhooks import events as ev
 from tests.stripe_double import PUBLISHABLE_KEY, StripeDouble
 from tests.unit.web.conftest import Web, make_web, web_settings
 
@@ -157,3 +159,35 @@ def test_a_failed_authentication_changes_and_charges_nothing(
     assert double.posts("/v1/invoices/in_S1/pay") == []
     assert stripe_web.rows(payment_methods, payment_methods.c.token == SCA_CARD) == []
     assert stripe_web.row(invoices, "in_1")["status"] == "open"
+
+
+def test_a_card_stripes_webhook_recorded_first_is_taken_over_not_doubled(
+    stripe_web: Web, double: StripeDouble
+) -> None:
+    path = owing(stripe_web, double)
+    # Stripe's payment_method.attached (sent when the SetupIntent attached the card) is
+    # processed before the card page's own request finishes
+    attached = ev.CardAttached(
+        provider="stripe",
+        event_id="evt_attached",
+        occurred_at=stripe_web.now,
+        payment_method_ref="pm_card_mastercard",
+        customer_ref="cus_1",
+        card=ev.CardInfo("pm_card_mastercard", "mastercard", "4444", 12, 2034),
+    )
+    assert apply(stripe_web.c, attached, stripe_web.now) == "card_added"
+
+    response = stripe_web.client.post(
+        path,
+        data={
+            "csrf": stripe_web.open_form(path),
+            "payment_method": "pm_card_mastercard",
+            "remove_old": "1",
+        },
+        follow_redirects=False,
+    )
+
+    assert response.headers["location"].endswith("outcome=paid")
+    [card] = stripe_web.rows(payment_methods, payment_methods.c.token == "pm_card_mastercard")
+    assert (card["status"], card["is_default"]) == ("active", True)
+    assert "pm_card_mastercard" not in double.detached  # the new card is not removed at Stripe
