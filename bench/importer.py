@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.harness import Figure, Run, count, die_with_parent, dunning_env, python, scratch_database
@@ -27,7 +28,10 @@ TABLES = (
 def run(r: Run) -> list[Figure]:
     """Write a book, import it, read the command's own summary."""
     customers = r.size(50_000, 500)
-    book = write_book(r.workdir / "book.jsonl", customers, seed=7)
+    # Invoices in dunning that first failed in the last ten days: each import continues them
+    # (attempts, the next retry or the stop, the first email), as it would a real book's.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    book = write_book(r.workdir / "book.jsonl", customers, seed=7, start=today)
     with scratch_database(r.pg_admin_url) as url:
         proc = subprocess.run(
             [python(), "-m", "dunning.cli.main", "import", str(book), "--json"],

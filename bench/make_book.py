@@ -114,12 +114,18 @@ def book_lines(
 
 
 def write_book(
-    path: str | Path, customers: int, *, seed: int = 0, in_dunning: float = 0.05
+    path: str | Path,
+    customers: int,
+    *,
+    seed: int = 0,
+    in_dunning: float = 0.05,
+    start: datetime = START,
 ) -> Path:
-    """Write a book to ``path``; return the path."""
+    """Write a book to ``path``; return the path. Invoices in dunning first failed in the ten
+    days before ``start``."""
     out = Path(path)
     with out.open("w", encoding="utf-8") as f:
-        for line in book_lines(customers, seed=seed, in_dunning=in_dunning):
+        for line in book_lines(customers, seed=seed, in_dunning=in_dunning, start=start):
             f.write(line + "\n")
     return out
 

@@ -5,6 +5,7 @@ a retry that is due."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from dunning.policy.types import (
     Verdict,
 )
 from dunning.ports import Pipeline
-from dunning.services.audit import record
+from dunning.services.audit import audit_row, record, record_many
 from dunning.services.case import Case
 from dunning.services.invoice_emails import queue_invoice_emails
 from dunning.store import attempts, invoices
@@ -151,42 +152,70 @@ def after_decline(
     now: datetime,
     *,
     attempt_no: int,
-    decision: RetryDecision | None = None,
-    told: bool | None = None,
 ) -> RetryDecision:
     """Block a card the decline rules out, schedule the next retry or stop, and tell the
-    customer: on the first failure, and whenever the card needs replacing.
+    customer: on the first failure, and whenever the card needs replacing."""
+    decision = decide(conn, c, case, card, now)
+    kind = email_kind(cls, decision, first=attempt_no == 1)
+    apply_declines(conn, c, [Declined(case, card, cls, decision, kind)], now)
+    return decision
 
-    ``decision`` is the policy's, when the caller has worked it out from rows it read for
-    many cases at once. ``told`` says whether the customer has heard of this failure already
-    (``None``: they have after the first attempt); one who has gets no email.
-    """
-    inv = case.invoice
-    if cls.verdict in STOP_VERDICTS:
+
+@dataclass(frozen=True, slots=True)
+class Declined:
+    """A decline decided: the case, the card tried and the decline's class (``None`` when
+    there was no card to try), the policy's decision and the email to send, if any."""
+
+    case: Case
+    card: Mapping[Any, Any] | None
+    cls: Classification | None
+    decision: RetryDecision
+    email: str | None
+
+
+def apply_declines(
+    conn: Connection, c: Pipeline, declined: Sequence[Declined], now: datetime
+) -> None:
+    """Write what the declines decided, in a few statements for all of them: block the cards
+    they rule out, schedule each next retry or stop the retries (audited), queue the emails."""
+    blocks: dict[str, list[str]] = {}
+    rows: list[dict[str, Any]] = []
+    audit: list[dict[str, Any]] = []
+    emails: dict[str, list[Case]] = {}
+    for d in declined:
+        inv, decision = d.case.invoice, d.decision
+        codes: dict[str, Any] = {}
+        if d.cls is not None:
+            codes = {"last_decline_code": d.cls.decline_class,
+                     "last_decline_class": d.cls.verdict.value}  # fmt: skip
+            if d.card is not None and d.cls.verdict in STOP_VERDICTS:
+                blocks.setdefault(d.cls.reason, []).append(d.card["id"])
+        retry_at = decision.at if decision.action == "retry" else None
+        fields = {"invoice_id": inv["id"], "customer_id": inv["customer_id"],
+                  "reason": decision.reason, "message": decision.message}  # fmt: skip
+        if inv["status"] != InvoiceStatus.open:
+            rows.append({"id": inv["id"], **codes})
+        elif retry_at is not None:
+            rows.append({"id": inv["id"], "next_attempt_at": retry_at,
+                         "next_attempt_reason": decision.reason,
+                         "retry_payment_method_id": decision.payment_method_id,
+                         "retry_claimed_until": None, **codes})  # fmt: skip
+            audit.append(audit_row("retry_scheduled", now, **fields,
+                                   attempt=inv["attempt_count"] + 1, due=retry_at))  # fmt: skip
+        else:
+            rows.append({"id": inv["id"], "next_attempt_at": None, "retry_claimed_until": None,
+                         "stop_reason": decision.reason, **codes})  # fmt: skip
+            audit.append(audit_row("retry_stopped", now, **fields))
+        if d.email:
+            told = replace(d.case, invoice=dict(inv, next_attempt_at=retry_at))
+            emails.setdefault(d.email, []).append(told)
+    for reason, ids in blocks.items():
         conn.execute(
             update(payment_methods)
-            .where(payment_methods.c.id == card["id"])
-            .values(blocked_reason=cls.reason)
+            .where(payment_methods.c.id.in_(ids))
+            .values(blocked_reason=reason)
         )
-    if decision is None:
-        decision = decide(conn, c, case, card, now)
-    codes = {"last_decline_code": cls.decline_class, "last_decline_class": cls.verdict.value}
-    retry_at = decision.at if decision.action == "retry" else None
-    if inv["status"] != InvoiceStatus.open:
-        invoices.set_values(conn, inv["id"], now=now, **codes)
-    elif retry_at is not None:
-        invoices.schedule_retry(
-            conn, inv["id"], at=retry_at, reason=decision.reason, now=now,
-            card_id=decision.payment_method_id, **codes,
-        )  # fmt: skip
-        _scheduled(conn, inv, retry_at, decision.reason, decision.message, now)
-    else:
-        invoices.stop_retries(conn, inv["id"], reason=decision.reason, now=now, **codes)
-        record(
-            conn, "retry_stopped", now, invoice_id=inv["id"], customer_id=inv["customer_id"],
-            reason=decision.reason, message=decision.message,
-        )  # fmt: skip
-    kind = None if told else email_kind(cls, decision, first=attempt_no == 1 or told is False)
-    if kind:
-        queue_invoice_emails(conn, c, kind, [case], now, next_attempt_at=retry_at)
-    return decision
+    invoices.write_many(conn, rows, now=now)
+    record_many(conn, audit)
+    for kind, cases in emails.items():
+        queue_invoice_emails(conn, c, kind, cases, now)

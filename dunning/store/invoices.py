@@ -3,11 +3,11 @@ schedule (next attempt, stop)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, not_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, exists, not_, select, tuple_, update
 
 from dunning.model import OWED, UNRESOLVED, InvoiceStatus, SubscriptionStatus
 from dunning.store.tables import invoices, payment_attempts, subscriptions
@@ -107,6 +107,25 @@ def set_values(conn: Connection, invoice_id: str, *, now: datetime, **values: An
     conn.execute(
         update(invoices).where(invoices.c.id == invoice_id).values(updated_at=now, **values)
     )
+
+
+def write_many(conn: Connection, rows: Sequence[Mapping[str, Any]], *, now: datetime) -> None:
+    """:func:`set_values` of many invoices: each row is an ``id`` and the columns to write;
+    rows naming the same columns go in one statement, executed once per row (pipelined)."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for names, group in groups.items():
+        columns = [name for name in names if name != "id"]
+        stmt = (
+            update(invoices)
+            .where(invoices.c.id == bindparam("b_id", type_=invoices.c.id.type))
+            .values(
+                updated_at=now,
+                **{name: bindparam(f"b_{name}", type_=invoices.c[name].type) for name in columns},
+            )
+        )
+        conn.execute(stmt, [{f"b_{name}": value for name, value in r.items()} for r in group])
 
 
 def owed_by(conn: Connection, customer_id: str) -> list[str]:
