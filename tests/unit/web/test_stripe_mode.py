@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from dunning.gateways.base import Decline
 from dunning.gateways.stripe import StripeGateway
 from dunning.services.events import apply
+from dunning.services.failures import FailedCharge, record_failure
 from dunning.store.tables import customers, invoices, payment_methods
 from dunning.webhooks import events as ev
 from tests.stripe_double import PUBLISHABLE_KEY, StripeDouble
@@ -52,9 +54,16 @@ def owing(web: Web, double: StripeDouble) -> str:
     web.add_customer()
     with web.c.engine.begin() as conn:
         conn.execute(update(customers).values(stripe_customer_id="cus_S1"))
-    web.fail_invoice()
-    with web.c.engine.begin() as conn:
-        conn.execute(update(invoices).values(stripe_invoice_id="in_S1"))
+    failure = FailedCharge(
+        invoice_id="in_1",
+        subscription_id="sub_cus_1",
+        amount=12500,
+        currency="EUR",
+        decline=Decline("insufficient_funds", "51"),
+        occurred_at=web.now,
+        stripe_invoice_id="in_S1",
+    )
+    assert record_failure(web.c, failure, web.now) == "recorded"
     double.add_invoice("in_S1", customer="cus_S1", amount=12500, currency="eur")
     return web.link()
 
