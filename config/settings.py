@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.brand_settings import BrandSettings
 from config.errors import ConfigError
 from config.ops_settings import EndpointSettings, OpsSettings
 from config.production import DEFAULT_SECRET as DEFAULT_SECRET
@@ -88,11 +89,6 @@ class StripeSettings(BaseModel):
 class QuickpaySettings(BaseModel):
     private_key: SecretStr | None = None
     api_key: SecretStr | None = None
-
-
-class BrandSettings(BaseModel):
-    name: str = "Example Subscriptions"
-    support_email: str = "support@example.com"
 
 
 # How long after its attempt is stamped a charge's gateway call may start (the charge path

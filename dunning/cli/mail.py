@@ -11,7 +11,7 @@ from babel import Locale, UnknownLocaleError
 from dunning.cli.common import EXIT_USAGE, Exit, container, err_console
 from dunning.links import update_url
 from dunning.mail.formatting import choose_locale
-from dunning.mail.render import EMAIL_KINDS, LOCALES, UnknownEmailKind, render_email
+from dunning.mail.render import EMAIL_KINDS, LOCALES, Look, UnknownEmailKind, render_email
 from dunning.mail.samples import sample_context
 
 
@@ -66,6 +66,9 @@ def register(app: typer.Typer) -> None:
             context,
             brand_name=settings.brand.name,
             support_email=settings.brand.support_email,
+            look=Look(
+                settings.brand.logo_url, settings.brand.accent_color, settings.brand.email_templates
+            ),
         )
         # plain echo: rich would read [..] in a customer's text as markup
         if part is not PreviewFormat.html:  # HTML alone is a page to save or open as it is

@@ -15,7 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 
 from dunning.errors import PermanentError
 from dunning.mail.formatting import calendar_day, card_view, choose_locale, day_of, money, zone
@@ -79,11 +85,22 @@ def _refuse_none(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Look:
+    """The merchant's look: an optional logo above the email, the accent colour of buttons and
+    links, and a directory of templates searched before the built-in ones."""
+
+    logo_url: str = ""
+    accent_color: str = "#1a56db"
+    templates: Path | None = None
+
+
 @functools.cache
-def _environment() -> Environment:
+def _environment(templates: Path | None = None) -> Environment:
+    dirs = [FileSystemLoader(templates)] if templates else []
     return Environment(
         finalize=_refuse_none,
-        loader=FileSystemLoader(TEMPLATE_DIR),
+        loader=ChoiceLoader([*dirs, FileSystemLoader(TEMPLATE_DIR)]),
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -148,6 +165,7 @@ def render_email(
     brand_name: str,
     support_email: str,
     sent_at: datetime | None = None,
+    look: Look | None = None,
 ) -> RenderedEmail:
     """Render one email in the customer's language (English when it has no templates).
 
@@ -168,8 +186,10 @@ def render_email(
         next_attempt_at=_ahead(kind, context["next_attempt_at"], sent_at),
         suspend_at=_ahead(kind, context["suspend_at"], sent_at),
     )
+    look = look or Look()
     values = _values(context, lang, fmt, brand_name, support_email)
-    env = _environment()
+    values |= {"logo_url": look.logo_url, "accent": look.accent_color}
+    env = _environment(look.templates)
     text_module = env.get_template(f"{kind}.{lang}.txt").make_module(values)
     subject = " ".join(str(getattr(text_module, "subject", "")).split())
     if not subject:

@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -29,6 +29,9 @@ from dunning.store.tables import customers, invoices, payment_methods, subscript
 from dunning.store.uow import after_commit, transaction
 
 log = logging.getLogger(__name__)
+# How long a card-updated email waits for the charge it may be folded into; if the process
+# stops in between, it is sent when this runs out.
+CONFIRMATION_HOLD = timedelta(minutes=10)
 
 
 class CardDeclined(PermanentError):
@@ -91,6 +94,8 @@ def replace_card(
         c.gateway.delete_token(token)
     result = ReplaceResult(pm_id)
     pay_open_invoices(c, customer_id, pm_id, now, result)
+    if "succeeded" not in result.charged.values():
+        _release_confirmation(c, customer_id, pm_id, now)
     return result
 
 
@@ -216,14 +221,42 @@ def _confirm(
     # Expiry reminders held until their morning are about a card no longer in use.
     notify.cancel_pending(conn, customer_id=customer_id, kinds=["card_expiring"])
     cust = rows.get(conn, customers, customer_id)
-    ctx = notify.context(cust, card=old_default, new_card=new_row)
-    request = notify.EmailRequest(
-        "card_updated", f"card_updated:{new_row['id']}", cust, ctx, payment_method_id=new_row["id"]
+    ctx = notify.context(
+        cust, plan=_plans(conn, c, customer_id), card=old_default, new_card=new_row
     )
+    # With an invoice to pay, the email waits for the charge: a paid invoice's receipt
+    # confirms the card too (one email, not two); otherwise it is released right after.
+    owed = bool(owed_by(conn, customer_id))
+    request = notify.EmailRequest(
+        "card_updated", f"card_updated:{new_row['id']}", cust, ctx, payment_method_id=new_row["id"],
+        not_before=now + CONFIRMATION_HOLD if owed else None,
+    )  # fmt: skip
     ids = notify.queue_emails(conn, c, [request], now)
-    if ids:
+    if ids and not owed:
         after_commit(conn, lambda: c.dispatcher.send_notifications(ids))
     outbound.card_updated(conn, customer_id, new_row, old_default, now)
+
+
+def _plans(conn: Connection, c: Pipeline, customer_id: str) -> str:
+    """The names of the plans the new card pays for, as customers see them."""
+    plans = conn.execute(
+        select(subscriptions.c.plan)
+        .where(
+            subscriptions.c.customer_id == customer_id,
+            subscriptions.c.status != SubscriptionStatus.cancelled.value,
+        )
+        .distinct()
+    ).scalars()
+    return ", ".join(sorted(notify.plan_name(c, p) for p in plans))
+
+
+def _release_confirmation(c: Pipeline, customer_id: str, pm_id: str, now: datetime) -> None:
+    """No invoice was paid: the held card-updated email goes now."""
+    with transaction(c.engine) as conn:
+        tz = rows.get(conn, customers, customer_id)["timezone"]
+        ids = notify.release(conn, c, f"card_updated:{pm_id}", tz, now)
+        if ids:
+            after_commit(conn, lambda: c.dispatcher.send_notifications(ids))
 
 
 def pay_open_invoices(

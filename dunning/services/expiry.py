@@ -97,7 +97,7 @@ def queue_expiry_reminders(c: Pipeline, now: datetime) -> int:
                 }
                 ctx = notify.context(
                     cust,
-                    plan=row["plan"],
+                    plan=notify.plan_name(c, row["plan"]),
                     amount=row["amount"],
                     currency=row["currency"],
                     card=row,

@@ -7,8 +7,9 @@ suspension, the suspension day while it is still ahead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -46,6 +47,7 @@ def _request(
     dedup_suffix: str,
     next_attempt_at: datetime | None,
     paid_at: datetime | None,
+    new_card: Mapping[str, Any] | None = None,
 ) -> notify.EmailRequest:
     cust, sub = case.customer, case.subscription
     retry, suspend_at = _promises(case, c, now, next_attempt_at)
@@ -53,7 +55,7 @@ def _request(
     link = None if kind in _NO_LINK else notify.link_for(c, cust, purpose, now)
     ctx = notify.context(
         cust,
-        plan=sub["plan"],
+        plan=notify.plan_name(c, sub["plan"]),
         amount=case.invoice["amount"],
         currency=case.invoice["currency"],
         card=case.card,
@@ -63,6 +65,8 @@ def _request(
         paid_at=paid_at,
         invoice_id=case.id,
     )
+    if new_card is not None:
+        ctx["new_card"] = dict(new_card)
     key = f"{kind}:{case.id}" + (f":{dedup_suffix}" if dedup_suffix else "")
     return notify.EmailRequest(
         kind, key, cust, ctx, invoice_id=case.id, plan=sub["plan"], interval=sub["interval"]
@@ -79,9 +83,14 @@ def queue_invoice_emails(
     dedup_suffix: str = "",
     next_attempt_at: datetime | None = None,
     paid_at: datetime | None = None,
+    new_cards: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[int]:
     """Queue one ``kind`` email per case (a dedup key already queued is skipped); the sends
-    are enqueued once the transaction commits. Returns the new outbox ids."""
+    are enqueued once the transaction commits. Returns the new outbox ids.
+
+    ``new_cards`` (customer id -> card view): a card just saved, which the email also
+    confirms, so that a card update that pays an invoice sends one email, not two."""
+    new_cards = new_cards or {}
     requests = [
         _request(
             c,
@@ -91,6 +100,7 @@ def queue_invoice_emails(
             dedup_suffix=dedup_suffix,
             next_attempt_at=next_attempt_at,
             paid_at=paid_at,
+            new_card=new_cards.get(case.invoice["customer_id"]),
         )
         for case in cases
     ]

@@ -76,6 +76,19 @@ def link_url(c: Pipeline, customer_id: str, ref: Mapping[str, Any]) -> str:
     return url_from_ref(c.settings.link_secret, c.settings.public_base_url, customer_id, ref)
 
 
+def plan_name(c: Pipeline, plan: str | None) -> str:
+    """The plan's name as customers see it: the merchant's name for it (``brand.plan_names``),
+    else its id made readable ("pro-monthly" -> "Pro Monthly"); "" for no plan."""
+    if not plan:
+        return ""
+    named = c.settings.brand.plan_names.get(plan)
+    if named:
+        return named
+    return " ".join(
+        word[:1].upper() + word[1:] for word in plan.replace("_", "-").split("-") if word
+    )
+
+
 def context(
     customer: Mapping[Any, Any],
     *,
@@ -153,6 +166,38 @@ def queue_emails(
     ids = insert_ignore(
         conn, notifications, rows, conflict=["dedup_key"], returning=notifications.c.id
     )
+    return [int(i) for i in ids]
+
+
+def take_card_confirmations(
+    conn: Connection, customer_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Cancel the card-updated emails still held for these customers and return each one's new
+    card: the receipt of the payment the new card made confirms the card too (one email)."""
+    held = conn.execute(
+        update(notifications)
+        .where(
+            notifications.c.status == "pending",
+            notifications.c.kind == "card_updated",
+            notifications.c.customer_id.in_(list(customer_ids)),
+        )
+        .values(status="cancelled")
+        .returning(notifications.c.customer_id, notifications.c.context)
+    ).all()
+    return {str(cid): dict(ctx["new_card"]) for cid, ctx in held if ctx.get("new_card")}
+
+
+def release(
+    conn: Connection, c: Pipeline, dedup_key: str, timezone: str, now: datetime
+) -> list[int]:
+    """Send a held email now (still out of quiet hours); returns its id while it is pending."""
+    when = email_time(now, timezone or "UTC", c.policy.for_plan("default", "month"))
+    ids = conn.execute(
+        update(notifications)
+        .where(notifications.c.dedup_key == dedup_key, notifications.c.status == "pending")
+        .values(not_before=when)
+        .returning(notifications.c.id)
+    ).scalars()
     return [int(i) for i in ids]
 
 

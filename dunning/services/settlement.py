@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select, update
 
 from dunning.model import OWED, InvoiceStatus, NotificationStatus, SubscriptionStatus
 from dunning.ports import Pipeline
-from dunning.services import outbound
+from dunning.services import notify, outbound
 from dunning.services.audit import audit_row, record_many
 from dunning.services.case import Case, load_cases
 from dunning.services.counters import count_overpayments
@@ -120,7 +120,11 @@ def _after_paid(
         .values(status=NotificationStatus.cancelled.value)
     )
     recovered = [case for case in settled if case.invoice["first_failed_at"] is not None]
-    queue_invoice_emails(conn, c, "payment_recovered", recovered, now, paid_at=now)
+    # A card saved to pay the invoice: its held confirmation becomes part of the receipt.
+    new_cards = notify.take_card_confirmations(conn, [r.invoice["customer_id"] for r in recovered])
+    queue_invoice_emails(
+        conn, c, "payment_recovered", recovered, now, paid_at=now, new_cards=new_cards
+    )
     outbound.invoice_events(
         conn,
         "invoice.recovered",

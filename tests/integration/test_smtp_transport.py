@@ -334,3 +334,34 @@ def test_close_while_threads_send_lets_the_transaction_under_way_finish(
     got = {email.message_from_bytes(raw, policy=policy.default)["Message-ID"]
            for _, _, raw in sink.received}  # fmt: skip
     assert len(got) == outcomes.count("sent")
+
+
+@pytest.mark.parametrize("brand_name", ["Acme Streaming", "Kælderen ApS"])
+def test_outbox_message_arrives_from_the_brand_with_reply_to_support(
+    server: Controller, sink: Sink, transport: SmtpTransport, brand_name: str
+) -> None:
+    from types import SimpleNamespace
+
+    from config.settings import load_settings
+    from dunning.services.outbox.delivery import message as outbox_message
+
+    settings = load_settings(
+        mail_from="billing@acme.test",
+        brand={"name": brand_name, "support_email": "help@acme.test"},
+    )
+    row = {"to_addr": "ana@example.com", "cc": [],
+           "message_id": message_id_for("payment_failed:in_1", "billing@acme.test")}  # fmt: skip
+    rendered = render_email(
+        "payment_failed", "en", sample_context("payment_failed"), brand_name=brand_name,
+        support_email="help@acme.test",
+    )  # fmt: skip
+    outgoing = outbox_message(SimpleNamespace(settings=settings), row, rendered, None)  # type: ignore[arg-type]
+
+    assert transport.send(outgoing).refused == {}
+
+    (_, envelope_to, raw) = sink.received[-1]
+    got = email.message_from_bytes(raw, policy=policy.default)
+    assert got["From"].addresses[0].display_name == brand_name
+    assert got["From"].addresses[0].addr_spec == "billing@acme.test"
+    assert str(got["Reply-To"]) == "help@acme.test"
+    assert envelope_to == ["ana@example.com"]

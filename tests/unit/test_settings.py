@@ -115,3 +115,30 @@ def test_unknown_outcomes_are_looked_up_only_after_a_call_could_have_ended(
     monkeypatch.setenv("DUNNING_TIMING__UNKNOWN_AFTER_S", "10")
     with pytest.raises(ConfigError, match="unknown_after_s"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DUNNING_BRAND__ACCENT_COLOR", "blue"),
+        ("DUNNING_BRAND__LOGO_URL", "http://cdn.example.com/logo.png"),
+        ("DUNNING_BRAND__REPLY_TO", "not an address"),
+        ("DUNNING_BRAND__EMAIL_TEMPLATES", "/nonexistent/templates"),
+        ("DUNNING_BRAND__PLAN_NAMES", '["not", "an", "object"]'),
+    ],
+)
+def test_bad_brand_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_brand_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUNNING_BRAND__PLAN_NAMES", '{"pro-monthly": "Pro"}')
+    monkeypatch.setenv("DUNNING_BRAND__ACCENT_COLOR", "#C2410C")
+    brand = load_settings().brand
+    assert brand.plan_names == {"pro-monthly": "Pro"}
+    assert brand.accent_color == "#c2410c"
+    assert (brand.from_name, brand.reply_to) == (None, None)

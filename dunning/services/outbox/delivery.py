@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from email.utils import formataddr
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
 
 from dunning.errors import MailPermanent, MailTransient, MailUnavailable, PermanentError
 from dunning.mail.compose import OutgoingEmail, compose
-from dunning.mail.render import RenderedEmail, render_email
+from dunning.mail.render import Look, RenderedEmail, render_email
 from dunning.ports import Pipeline
 from dunning.services.audit import audit_row
 from dunning.services.notify import rendering_context
@@ -30,14 +31,19 @@ def render(c: Pipeline, row: RowMapping, now: datetime) -> RenderedEmail:
         brand_name=brand.name,
         support_email=brand.support_email,
         sent_at=now,
+        look=Look(brand.logo_url, brand.accent_color, brand.email_templates),
     )
 
 
 def message(c: Pipeline, row: RowMapping, rendered: RenderedEmail, now: datetime) -> OutgoingEmail:
     """The bytes to send, under the row's stable Message-ID."""
+    brand = c.settings.brand
+    name = brand.name if brand.from_name is None else brand.from_name
+    reply_to = brand.support_email if brand.reply_to is None else brand.reply_to
     return compose(
         rendered,
-        mail_from=c.settings.mail_from,
+        mail_from=formataddr((name, c.settings.mail_from)) if name else c.settings.mail_from,
+        headers={"Reply-To": reply_to} if reply_to else None,
         to=row["to_addr"],
         cc=row["cc"] or [],
         message_id=row["message_id"],
