@@ -30,6 +30,7 @@ from config.settings import Settings, load_settings
 from dunning.bootstrap import Container, bootstrap
 from dunning.broker_names import QUEUES
 from dunning.clock import VirtualClock
+from dunning.gateways.base import Decline
 from dunning.gateways.ledger import MemoryLedger
 from dunning.gateways.sandbox import SandboxGateway
 from dunning.links import LinkPurpose, make_link_token
@@ -160,7 +161,8 @@ class Web:
                 subscription_id=f"sub_{cid}",
                 amount=amount,
                 currency="EUR",
-                decline=None,
+                # a real decline: with none, the failure reads as an unknown outcome in flight
+                decline=Decline(decline_code="insufficient_funds", network_code="51"),
                 occurred_at=self.now,
             ),
             self.now,
