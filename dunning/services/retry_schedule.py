@@ -152,11 +152,15 @@ def after_decline(
     now: datetime,
     *,
     attempt_no: int,
+    told: bool | None = None,
 ) -> RetryDecision:
     """Block a card the decline rules out, schedule the next retry or stop, and tell the
-    customer: on the first failure, and whenever the card needs replacing."""
+    customer: on the first failure, and whenever the card needs replacing.
+
+    ``told`` says whether the customer has heard of this failure already (``None``: they have
+    after the first attempt); ``False`` makes this the first news, whatever the attempt."""
     decision = decide(conn, c, case, card, now)
-    kind = email_kind(cls, decision, first=attempt_no == 1)
+    kind = None if told else email_kind(cls, decision, first=attempt_no == 1 or told is False)
     apply_declines(conn, c, [Declined(case, card, cls, decision, kind)], now)
     return decision
 
