@@ -133,7 +133,8 @@ def _record_attempt(
     # Not a decline (a gateway error such as Quickpay 50000, a duplicate): the charge may
     # exist. It waits as ``unknown`` for the resolver's look-up, which settles it or, finding
     # nothing, charges the invoice again at once; no retry is scheduled or stopped meanwhile.
-    unknown = cls.verdict in (Verdict.unknown, Verdict.duplicate)
+    # A failure reported with no details at all (``decline=None``) is a generic decline.
+    unknown = failure.decline is not None and cls.verdict in (Verdict.unknown, Verdict.duplicate)
     reason = "renewal" if attempt_no == 1 else "gateway"
     row: dict[str, Any] = attempts.new_row(
         case.invoice, card, attempt_no, initiator=Initiator.merchant, reason=reason,
@@ -160,5 +161,7 @@ def _record_attempt(
     if unknown:
         count_charges(conn, [("unknown", cls.decline_class, row["amount"], row["currency"])])
         return
+    if cls.verdict is Verdict.unknown:
+        cls = classify(Decline(decline_code="generic_decline"), card["network"])
     case = replace(case, invoice=dict(case.invoice, attempt_count=attempt_no))
     after_decline(conn, c, case, card, cls, now, attempt_no=attempt_no)
