@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Table, exists, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from dunning.bootstrap import Container
 from dunning.services import expiry, purge
 from dunning.store.tables import (
+    customers,
     invoices,
     notifications,
     outbound_events,
@@ -74,6 +75,13 @@ def _claim_and_dispatch(
     return _log(name, total)
 
 
+def _customer_not_paused() -> ColumnElement[bool]:
+    """A customer's hold keeps its invoices' retries and steps from being enqueued."""
+    return ~exists().where(
+        customers.c.id == invoices.c.customer_id, customers.c.dunning_paused.is_(True)
+    )
+
+
 def due_retries(c: Container, now: datetime) -> int:
     """Enqueue the charge retries that are due."""
     return _claim_and_dispatch(
@@ -86,6 +94,7 @@ def due_retries(c: Container, now: datetime) -> int:
             invoices.c.next_attempt_at.is_not(None),
             invoices.c.next_attempt_at <= now,
             invoices.c.paused.is_(False),
+            _customer_not_paused(),
         ],
         order_by=invoices.c.next_attempt_at,
         claim_column="retry_claimed_until",
@@ -107,6 +116,7 @@ def due_steps(c: Container, now: datetime) -> int:
             invoices.c.status == "open",
             invoices.c.next_step_at.is_not(None),
             invoices.c.next_step_at <= now,
+            _customer_not_paused(),
         ],
         order_by=invoices.c.next_step_at,
         claim_column="step_claimed_until",

@@ -14,7 +14,8 @@ from sqlalchemy import Connection
 
 from dunning.ops.invoice_view import detail, words
 from dunning.ops.timeline import invoice_report
-from dunning.store import invoice_history
+from dunning.store import invoice_history, rows
+from dunning.store.tables import customers
 
 
 def _utc(value: datetime) -> datetime:
@@ -79,6 +80,8 @@ def invoice_history_report(conn: Connection, invoice_id: str) -> dict[str, Any]:
     """:func:`~dunning.ops.timeline.invoice_report` with ``history``: every entry in time
     order (ties keep the order the kinds are listed above)."""
     report = invoice_report(conn, invoice_id)
+    customer = rows.get(conn, customers, report["customer"]["id"])
+    report["customer"]["dunning_paused"] = bool(customer["dunning_paused"])
     entries = _audits(report["timeline"]) + _attempts(report["attempts"])
     entries += _emails(conn, invoice_id)
     entries += _events(conn, invoice_id, report["subscription"]["id"])

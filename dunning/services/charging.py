@@ -149,7 +149,7 @@ def _refusal(
     owed = OWED if order.initiator is Initiator.customer else {InvoiceStatus.open}
     if inv["status"] not in owed or case.subscription["status"] == "cancelled":
         return "skipped"
-    if inv["paused"]:
+    if inv["paused"] or case.customer["dunning_paused"]:
         return "paused"
     if case.id in busy:
         return "in_flight"

@@ -86,6 +86,11 @@ def retry(c: Pipeline, invoice_id: str, now: datetime, *, reason: str, by: str) 
             raise InvalidTransition(
                 f"invoice {invoice_id} is paused: resume it first (dunning invoice resume)"
             )
+        if case.customer["dunning_paused"]:
+            raise InvalidTransition(
+                f"invoice {invoice_id} belongs to customer {inv['customer_id']}, who is paused: "
+                "resume the customer first"
+            )
         _no_charge_in_flight(conn, invoice_id, "retry it")
         # Enqueued at once, and then claimed as the producer claims: it does not enqueue it
         # again while the message is on its way. With nothing to send it, the producer does.

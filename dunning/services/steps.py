@@ -34,6 +34,8 @@ def run_due_steps(c: Pipeline, invoice_id: str, now: datetime) -> list[str]:
         inv = case.invoice if case else None
         if case is None or inv is None or inv["status"] != "open" or inv["first_failed_at"] is None:
             return []
+        if case.customer["dunning_paused"]:
+            return []  # held with the customer: due again, as it stands, once resumed
         steps = dunning_steps(inv["first_failed_at"], case.timezone, case.policy(c.policy))
         index = int(inv["steps_done"])
         due = [s for s in steps[index:] if s.at <= now]

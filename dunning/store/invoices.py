@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, exists, not_, select, tuple_, update
 
 from dunning.model import OWED, UNRESOLVED, InvoiceStatus, SubscriptionStatus
-from dunning.store.tables import invoices, payment_attempts, subscriptions
+from dunning.store.tables import customers, invoices, payment_attempts, subscriptions
 
 
 def claim_charges(
@@ -24,13 +24,23 @@ def claim_charges(
     every charge goes through, whoever starts it.
 
     An invoice is taken only while it is still at that attempt count, in one of ``statuses``
-    (owed), not paused, of a subscription that is not cancelled, and with no other charge in
-    flight; its attempt count goes up by one and its scheduled retry is cleared. Returns the ids
-    taken. On PostgreSQL a concurrent writer of the row (a payment recorded, a pause, another
-    claim) is waited for and the conditions are checked again against what it wrote.
+    (owed), not paused, of a customer not paused, of a subscription that is not cancelled, and
+    with no other charge in flight; its attempt count goes up by one and its scheduled retry is
+    cleared. Returns the ids taken. On PostgreSQL a concurrent writer of the row (a payment
+    recorded, a pause, another claim) is waited for and the conditions are checked again
+    against what it wrote.
+
+    A customer's pause is written on the customer's row, which the re-check of the invoice row
+    does not read again: so the customers are key-share locked first, in their own statement.
+    A pause (which locks the customer's row for update) waits for that lock, or the claim waits
+    for the pause to commit and then reads it.
     """
     if not claims:
         return set()
+    _share_customers(conn, [invoice_id for invoice_id, _ in claims])
+    held = exists().where(
+        customers.c.id == invoices.c.customer_id, customers.c.dunning_paused.is_(True)
+    )
     busy = exists().where(
         payment_attempts.c.invoice_id == invoices.c.id,
         payment_attempts.c.status.in_([s.value for s in UNRESOLVED]),
@@ -46,6 +56,7 @@ def claim_charges(
                 tuple_(invoices.c.id, invoices.c.attempt_count).in_(list(claims)),
                 invoices.c.status.in_([s.value for s in statuses]),
                 invoices.c.paused.is_(False),
+                not_(held),
                 not_(busy),
                 live,
             )
@@ -58,6 +69,20 @@ def claim_charges(
             .returning(invoices.c.id)
         ).scalars()
     )
+
+
+def _share_customers(conn: Connection, invoice_ids: Sequence[str]) -> None:
+    """Key-share lock the customers of these invoices (PostgreSQL; SQLite serialises writes).
+    Plain updates of a customer row do not wait for it; a row lock for update does."""
+    if conn.dialect.name != "postgresql":
+        return
+    owners = select(invoices.c.customer_id).where(invoices.c.id.in_(list(invoice_ids)))
+    conn.execute(
+        select(customers.c.id)
+        .where(customers.c.id.in_(owners))
+        .order_by(customers.c.id)
+        .with_for_update(key_share=True, read=True)
+    ).all()
 
 
 def schedule_retry(

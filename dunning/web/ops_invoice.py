@@ -1,5 +1,6 @@
 """``/ops/invoices/{id}``: one invoice with its timeline, and the operator actions the CLI has
-(retry now, pause, resume, mark paid, write off), each a POST form with a reason.
+(retry now, pause, resume, mark paid, write off), each a POST form with a reason; and the
+pause of the invoice's whole customer (``POST /ops/customers/{id}/pause-customer``).
 
 Every form carries the ``/ops`` CSRF token (:mod:`dunning.web.ops_auth`). An action calls the
 same service as ``dunning invoice …`` (:mod:`dunning.services.operator`), audited with the ops
@@ -25,6 +26,7 @@ from dunning.model import InvoiceStatus, may_move
 from dunning.ops.history import invoice_history_report
 from dunning.ops.invoice_view import card_text, when, words
 from dunning.services import operator
+from dunning.services.customer_pause import CUSTOMER_ACTIONS, apply_customer
 from dunning.web.ops_auth import (
     authorized,
     challenge,
@@ -53,6 +55,9 @@ DONE = {
     "resume": "Resumed: retries and reminders are due again at their times.",
     "mark-paid": "Marked paid: its subscription is active and a receipt is queued.",
     "write-off": "Written off: no more retries, reminders or emails.",
+    "pause-customer": "Customer paused: none of their invoices is charged or reminded until "
+    "the customer is resumed.",
+    "resume-customer": "Customer resumed: retries and reminders are due again at their times.",
 }
 MAX_REASON = 500
 MAX_ID = 200
@@ -71,10 +76,15 @@ def available(inv: dict[str, Any]) -> list[str]:
     return out
 
 
+def _held(inv: dict[str, Any], cust: dict[str, Any]) -> str:
+    held = [", paused"] if inv["paused"] else []
+    return "".join(held + ([", customer paused"] if cust["dunning_paused"] else []))
+
+
 def _summary(report: dict[str, Any]) -> list[tuple[str, str]]:
     inv, sub, cust = report["invoice"], report["subscription"], report["customer"]
     return [
-        ("status", words(inv["status"]) + (", paused" if inv["paused"] else "")),
+        ("status", words(inv["status"]) + _held(inv, cust)),
         ("amount", money(inv["amount"], inv["currency"], "en") or "-"),
         ("customer", f"{cust['name'] or '-'} <{cust['email']}> ({cust['id']})"),
         ("subscription", f"{sub['id']}: {sub['plan']}, {words(sub['status'])}"),
@@ -109,6 +119,9 @@ def _render(
         quoted_id=quote(invoice_id, safe=""),
         summary=_summary(report),
         actions=[(a, LABELS[a]) for a in available(report["invoice"])],
+        customer_id=report["customer"]["id"],
+        quoted_customer=quote(report["customer"]["id"], safe=""),
+        customer_paused=report["customer"]["dunning_paused"],
         history=report["history"],
         when=when,
         notice=DONE.get(done or ""),
@@ -119,8 +132,11 @@ def _render(
     return response
 
 
-def _act(c: Container, action: str, invoice_id: str, reason: str, by: str) -> None:
-    operator.apply(c, action, invoice_id, c.clock.now(), reason=reason, by=by)
+def _act(c: Container, action: str, key: str, reason: str, by: str) -> None:
+    if action in CUSTOMER_ACTIONS:
+        apply_customer(c, action, key, c.clock.now(), reason=reason, by=by)
+    else:
+        operator.apply(c, action, key, c.clock.now(), reason=reason, by=by)
 
 
 def _reason_problem(text: str) -> str | None:
@@ -131,33 +147,31 @@ def _reason_problem(text: str) -> str | None:
     return None
 
 
-async def _action(c: Container, request: Request) -> Response:
-    invoice_id, action = request.path_params["invoice_id"], request.path_params["action"]
+async def _action(c: Container, request: Request, action: str, key: str) -> Response:
+    """Run ``action`` on ``key`` (an invoice, or a customer for a customer action), then show
+    the invoice page again: ``invoice`` in the form names it for a customer action."""
     by = ops_user(c, request.headers.get("authorization"))
     if by is None:
         return challenge()
     form = await request.form()
-    field, reason = form.get("csrf"), form.get("reason")
+    field, reason, back = form.get("csrf"), form.get("reason"), form.get("invoice", key)
     if not csrf_ok(c, request, field if isinstance(field, str) else None):
         return csrf_refused()
-    if action not in operator.ACTIONS:
+    if action not in (*operator.ACTIONS, *CUSTOMER_ACTIONS) or not isinstance(back, str):
         return Response(f"unknown action {action!r}\n", status_code=404)
     text = reason.strip() if isinstance(reason, str) else ""
     problem, status = _reason_problem(text), 400
     if problem is None:
         try:
-            await run_in_threadpool(_act, c, action, invoice_id, text, by)
+            await run_in_threadpool(_act, c, action, key, text, by)
         except NotFound as exc:
             return Response(f"{exc}\n", status_code=404)
         except PermanentError as exc:  # the lifecycle's refusals (InvalidTransition) among them
             problem, status = str(exc), 409
     if problem is not None:
-        return await run_in_threadpool(
-            _render, c, request, invoice_id, error=problem, status=status
-        )
-    log.info("ops: invoice %s: %s by %s", invoice_id, action, by)
-    target = f"/ops/invoices/{quote(invoice_id, safe='')}?done={action}"
-    return RedirectResponse(target, status_code=303)
+        return await run_in_threadpool(_render, c, request, back, error=problem, status=status)
+    log.info("ops: %s %s by %s", action, key, by)
+    return RedirectResponse(f"/ops/invoices/{quote(back, safe='')}?done={action}", 303)
 
 
 def invoice_routes(container: Container) -> list[Route]:
@@ -174,7 +188,16 @@ def invoice_routes(container: Container) -> list[Route]:
         return await run_in_threadpool(_render, c, request, invoice_id, error=None, status=200)
 
     async def act(request: Request) -> Response:
-        return await _action(c, request)
+        params = request.path_params
+        if params["action"] in CUSTOMER_ACTIONS:
+            return Response("a customer action goes to /ops/customers/ID\n", status_code=404)
+        return await _action(c, request, params["action"], params["invoice_id"])
+
+    async def act_customer(request: Request) -> Response:
+        params = request.path_params
+        if params["action"] not in CUSTOMER_ACTIONS:
+            return Response(f"unknown action {params['action']!r}\n", status_code=404)
+        return await _action(c, request, params["action"], params["customer_id"])
 
     async def find(request: Request) -> Response:
         if not authorized(c, request.headers.get("authorization")):
@@ -187,5 +210,6 @@ def invoice_routes(container: Container) -> list[Route]:
     return [
         Route("/ops/invoices/{invoice_id}", show, methods=["GET"]),
         Route("/ops/invoices/{invoice_id}/{action}", act, methods=["POST"]),
+        Route("/ops/customers/{customer_id}/{action}", act_customer, methods=["POST"]),
         Route("/ops/find", find, methods=["GET"]),
     ]

@@ -86,7 +86,7 @@ def test_operator_pauses_an_invoice_from_its_page(
             assert page.url.endswith("/ops/invoices/in_a")
             assert book.invoice_row("in_a")["paused"] is False
 
-            page.get_by_label("Reason").fill("customer asked for a week, ticket 4711")
+            page.get_by_label("Reason for this invoice").fill("customer asked for a week, ticket 4711")
             page.get_by_role("button", name="Pause").click()
             page.wait_for_url("**/ops/invoices/in_a?done=pause")
             assert page.get_by_role("status").inner_text().startswith("Paused")

@@ -41,6 +41,8 @@ customers = Table(
     Column("last_payment_at", UtcDateTime()),
     # The customer at Stripe (``cus_...``); NULL when Stripe does not know them.
     Column("stripe_customer_id", String(64)),
+    # An operator's hold on the whole customer: no charge is taken, no reminder step runs.
+    Column("dunning_paused", Boolean, nullable=False, server_default=text("false")),
     *timestamps(),
 )
 Index("ix_customers_last_payment_at", customers.c.last_payment_at)
