@@ -27,20 +27,13 @@ def claim_charges(
     (owed), not paused, of a customer not paused, of a subscription that is not cancelled, and
     with no other charge in flight; its attempt count goes up by one and its scheduled retry is
     cleared. Returns the ids taken. On PostgreSQL a concurrent writer of the row (a payment
-    recorded, a pause, another claim) is waited for and the conditions are checked again
-    against what it wrote.
-
-    A customer's pause is written on the customer's row, which the re-check of the invoice row
-    does not read again: so the customers are key-share locked first, in their own statement.
-    A pause (which locks the customer's row for update) waits for that lock, or the claim waits
-    for the pause to commit and then reads it.
+    recorded, a pause, another claim) is waited for and the conditions checked again against
+    what it wrote; a customer's pause is waited for by :func:`_share_customers`.
     """
     if not claims:
         return set()
     _share_customers(conn, [invoice_id for invoice_id, _ in claims])
-    held = exists().where(
-        customers.c.id == invoices.c.customer_id, customers.c.dunning_paused.is_(True)
-    )
+    held = exists().where(customers.c.id == invoices.c.customer_id, customers.c.dunning_paused)
     busy = exists().where(
         payment_attempts.c.invoice_id == invoices.c.id,
         payment_attempts.c.status.in_([s.value for s in UNRESOLVED]),
@@ -72,8 +65,10 @@ def claim_charges(
 
 
 def _share_customers(conn: Connection, invoice_ids: Sequence[str]) -> None:
-    """Key-share lock the customers of these invoices (PostgreSQL; SQLite serialises writes).
-    Plain updates of a customer row do not wait for it; a row lock for update does."""
+    """Key-share lock the customers of these invoices, in a statement of its own (PostgreSQL;
+    SQLite serialises writes). A pause locks the customer's row for update, so it waits for
+    this lock, or this waits for the pause to commit and the claim's statement then reads it.
+    Plain updates of a customer row (a payment's time) do not wait for it."""
     if conn.dialect.name != "postgresql":
         return
     owners = select(invoices.c.customer_id).where(invoices.c.id.in_(list(invoice_ids)))

@@ -82,15 +82,17 @@ def test_operator_pauses_an_invoice_from_its_page(
             page.screenshot(path=str(tmp_path / f"ops-invoice-{width}.png"), full_page=True)
 
             # pausing without a reason is stopped by the form itself
-            page.get_by_role("button", name="Pause").click()
+            page.get_by_role("button", name="Pause", exact=True).click()
             assert page.url.endswith("/ops/invoices/in_a")
             assert book.invoice_row("in_a")["paused"] is False
 
-            page.get_by_label("Reason for this invoice").fill("customer asked for a week, ticket 4711")
-            page.get_by_role("button", name="Pause").click()
+            page.get_by_label("Reason for this invoice").fill(
+                "customer asked for a week, ticket 4711"
+            )
+            page.get_by_role("button", name="Pause", exact=True).click()
             page.wait_for_url("**/ops/invoices/in_a?done=pause")
             assert page.get_by_role("status").inner_text().startswith("Paused")
-            assert page.get_by_role("button", name="Resume").is_visible()
+            assert page.get_by_role("button", name="Resume", exact=True).is_visible()
             assert page.get_by_text("ticket 4711").is_visible()  # in the timeline
         finally:
             browser.close()

@@ -94,8 +94,8 @@ def test_a_paused_customer_is_not_charged_by_the_retry_path(any_book: Book) -> N
     assert attempts_of(any_book, "in_a") == 1
     # the compare-and-set itself refuses, whatever read the invoice before
     for invoice_id in ("in_a", "in_a_new"):
+        count = int(any_book.invoice_row(invoice_id)["attempt_count"])
         with transaction(any_book.c.engine) as conn:
-            count = int(any_book.invoice_row(invoice_id)["attempt_count"])
             taken = claim_charges(
                 conn, [(invoice_id, count)], statuses={InvoiceStatus.open}, now=any_book.now
             )
@@ -104,7 +104,7 @@ def test_a_paused_customer_is_not_charged_by_the_retry_path(any_book: Book) -> N
     any_book.advance(timedelta(days=30))
     assert due_retries(any_book.c, any_book.now) == 0
     assert due_steps(any_book.c, any_book.now) == 0
-    assert "retry_charges" not in any_book.dispatcher.sent
+    assert any_book.dispatcher.sent.get("retry_charges", []) == []
     resume_customer(any_book.c, "a", any_book.now, reason="sorted out", by="ops")
     assert due_retries(any_book.c, any_book.now) == 2
     assert due_steps(any_book.c, any_book.now) == 2
@@ -127,7 +127,7 @@ def _pause_in_thread(url: str, tmp_path: Path, out: dict[str, object]) -> None:
 
 def _waiting(book: Book, at_least: int) -> bool:
     """Whether ``at_least`` other sessions of this database wait on a lock."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     with book.c.engine.connect() as conn:
         while time.monotonic() < deadline:
             n = conn.execute(

@@ -16,12 +16,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "dunning_paused", sa.Boolean(), server_default=sa.text("false"), nullable=False
-            )
-        )
+    # A plain ADD COLUMN (no table copy on SQLite: the other tables' keys point at customers).
+    op.add_column(
+        "customers",
+        sa.Column("dunning_paused", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+    )
 
 
 def downgrade() -> None:
