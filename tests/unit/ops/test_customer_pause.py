@@ -136,6 +136,7 @@ def _waiting(book: Book, at_least: int) -> bool:
                     "AND wait_event_type = 'Lock'"
                 )
             ).scalar_one()
+            conn.rollback()  # the activity view is a snapshot for the whole transaction
             if n >= at_least:
                 return True
             time.sleep(0.02)
