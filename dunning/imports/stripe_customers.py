@@ -23,7 +23,8 @@ from dunning.imports.lines import CustomerLine
 from dunning.imports.stripe_ids import map_customers, our_customers
 from dunning.imports.writer import write_chunk
 from dunning.webhooks.events import MalformedEvent
-from dunning.webhooks.stripe_objects import CustomerRecord, customer_record
+from dunning.webhooks.records import CustomerRecord
+from dunning.webhooks.stripe_objects import customer_record, pick_locale
 
 
 @dataclass
@@ -54,7 +55,7 @@ class KindReport:
         }
 
 
-def customer_line(rec: CustomerRecord) -> CustomerLine | str:
+def customer_line(rec: CustomerRecord, supported: tuple[str, ...]) -> CustomerLine | str:
     """The import line of a customer, or why the book cannot take it."""
     if not rec.email:
         return "no email address"
@@ -64,7 +65,8 @@ def customer_line(rec: CustomerRecord) -> CustomerLine | str:
         cards.append({"id": card.ref, "gateway": "stripe", "token": card.ref,
                       "network": card.network, "last4": card.last4, "exp_month": card.exp_month,
                       "exp_year": card.exp_year, "default": True})  # fmt: skip
-    line = {"id": rec.ref, "email": rec.email, "name": rec.name, "locale": rec.locale,
+    locale = pick_locale(rec.preferred_locales, supported)
+    line = {"id": rec.ref, "email": rec.email, "name": rec.name, "locale": locale,
             "timezone": rec.timezone, "payment_methods": cards}  # fmt: skip
     try:
         # As JSON, the way import lines are read: the same rules, the same strictness.
@@ -82,7 +84,7 @@ def customer_lines(
     lines = []
     for i, obj in enumerate(objs):
         try:
-            line = customer_line(customer_record(obj, supported))
+            line = customer_line(customer_record(obj), supported)
         except MalformedEvent as exc:
             line = exc.reason
         if isinstance(line, str):

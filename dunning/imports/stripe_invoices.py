@@ -27,7 +27,8 @@ from dunning.imports.writer import INVOICES
 from dunning.model import SubscriptionStatus
 from dunning.store.tables import audit_log, invoices, subscriptions
 from dunning.webhooks.events import MalformedEvent
-from dunning.webhooks.stripe_objects import InvoiceRecord, invoice_record
+from dunning.webhooks.records import InvoiceRecord
+from dunning.webhooks.stripe_objects import invoice_record
 
 ACTOR = "stripe-sync"
 

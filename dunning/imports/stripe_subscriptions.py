@@ -26,7 +26,8 @@ from dunning.imports.writer import CARDS, SUBSCRIPTIONS
 from dunning.model import SubscriptionStatus
 from dunning.store.tables import customers, payment_methods, subscriptions
 from dunning.webhooks.events import MalformedEvent
-from dunning.webhooks.stripe_objects import CardRecord, SubscriptionRecord, subscription_record
+from dunning.webhooks.records import CardRecord, SubscriptionRecord
+from dunning.webhooks.stripe_objects import subscription_record
 
 
 def subscription_records(

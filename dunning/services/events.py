@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from dunning.gateways.base import ChargeResult, Decline
 from dunning.ports import Pipeline
-from dunning.services import lifecycle
+from dunning.services import lifecycle, stripe_records
 from dunning.services.attempt_results import apply_answers
 from dunning.services.event_failures import describe, fails_for_good
 from dunning.services.event_records import ensure_subscription, insert_card
@@ -67,10 +67,12 @@ def process_event(c: Pipeline, event_row_id: int, now: datetime) -> str:
             return "failed"
         if "deferred" in applied:
             # The producer offers it again once the charge in flight on its invoice has had
-            # time to be answered or looked up.
+            # time to be answered or looked up (or the record it names has come in).
             until = now + timedelta(seconds=c.settings.timing.unknown_after_s)
-            event.defer(until, "deferred: a charge is in flight")
-            log.info("webhook event %s/%s deferred: a charge is in flight", *_names(row))
+            event.defer(until, "deferred: a charge in flight or its customer")
+            log.info(
+                "webhook event %s/%s deferred: a charge in flight or its customer", *_names(row)
+            )
             return "deferred"
         status = "ignored" if all(a == "ignored" for a in applied) else "processed"
         event.finish(status, now)
@@ -88,8 +90,12 @@ def apply(c: Pipeline, event: ev.Event, now: datetime) -> str:
             return _failed(c, event, now)
         case ev.InvoicePaid():
             return _paid(c, event, now)
+        case ev.SubscriptionChanged() if event.record is not None:
+            return stripe_records.apply_subscription(c, event, event.record, now)
         case ev.SubscriptionChanged():
             return _subscription(c, event, now)
+        case ev.CustomerChanged():
+            return stripe_records.apply_customer(c, event, now)
         case ev.CardAutoUpdated():
             if event.exp_month is None or event.exp_year is None:
                 return "ignored"

@@ -18,6 +18,7 @@ from typing import Any, TypedDict
 
 from dunning.errors import PermanentError
 from dunning.policy.types import Decline
+from dunning.webhooks.records import CustomerRecord, SubscriptionRecord
 
 
 class MalformedEvent(PermanentError):
@@ -160,6 +161,15 @@ class SubscriptionChanged(_Base):
     amount: int | None
     currency: str | None
     current_period_end: datetime | None
+    # The whole subscription as the book would hold it (Stripe): creates it when new.
+    record: SubscriptionRecord | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerChanged(_Base):
+    """A customer created or changed at the gateway, as the book would hold it."""
+
+    customer: CustomerRecord
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +209,7 @@ Event = (
     | InvoicePaid
     | ActionRequired
     | SubscriptionChanged
+    | CustomerChanged
     | CardAutoUpdated
     | CardAttached
     | CardDetached

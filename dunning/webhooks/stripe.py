@@ -17,6 +17,7 @@ from dunning.webhooks.events import (
     CardAttached,
     CardAutoUpdated,
     CardDetached,
+    CustomerChanged,
     Event,
     EventMeta,
     Ignored,
@@ -39,6 +40,7 @@ from dunning.webhooks.stripe_detail import (
     merge,
     plan_summary,
 )
+from dunning.webhooks.stripe_objects import customer_record, subscription_record
 
 PROVIDER = "stripe"
 MAX_EVENT_ID_CHARS = 128
@@ -171,7 +173,12 @@ def _subscription(kind: str, sub: Reader, data: Reader, meta: EventMeta) -> Even
         amount=summary.amount,
         currency=summary.currency,
         current_period_end=summary.period_end,
+        record=subscription_record(sub.data),
     )
+
+
+def _customer(kind: str, cus: Reader, data: Reader, meta: EventMeta) -> Event:
+    return CustomerChanged(**meta, customer=customer_record(cus.data))
 
 
 def _method_updated(kind: str, pm: Reader, data: Reader, meta: EventMeta) -> Event:
@@ -210,6 +217,9 @@ _HANDLERS: dict[str, Handler] = {
     "invoice.payment_action_required": _invoice_action,
     "charge.failed": _charge_failed,
     "payment_intent.payment_failed": _intent_failed,
+    "customer.created": _customer,
+    "customer.updated": _customer,
+    "customer.subscription.created": _subscription,
     "customer.subscription.updated": _subscription,
     "customer.subscription.deleted": _subscription,
     "payment_method.automatically_updated": _method_updated,

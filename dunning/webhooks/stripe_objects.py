@@ -21,17 +21,15 @@ expiry: Stripe never sends a card number, and nothing here would store one.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 
-from dunning.policy.types import Decline
 from dunning.webhooks.fields import Reader, network_name
+from dunning.webhooks.records import CardRecord, CustomerRecord, InvoiceRecord, SubscriptionRecord
 from dunning.webhooks.stripe_detail import (
     intent_decline,
     invoice_payment,
@@ -54,55 +52,7 @@ _STATUSES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class CardRecord:
-    ref: str  # the PaymentMethod id, also the token charges use
-    network: str
-    last4: str
-    exp_month: int
-    exp_year: int
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerRecord:
-    ref: str
-    email: str | None
-    name: str
-    locale: str
-    timezone: str
-    default_card: CardRecord | None  # when the default payment method was expanded
-    default_card_ref: str | None
-    deleted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionRecord:
-    ref: str
-    customer_ref: str
-    plan: str
-    amount: int
-    currency: str
-    interval: str  # month | year
-    status: str  # the book's: active | past_due | suspended | cancelled
-    card: CardRecord | None  # its own default payment method, when expanded
-    card_ref: str | None
-    current_period_end: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceRecord:
-    ref: str
-    customer_ref: str
-    subscription_ref: str | None
-    amount: int
-    currency: str
-    status: str  # Stripe's: draft | open | paid | uncollectible | void
-    attempts: int
-    first_failed_at: datetime
-    decline: Decline | None
-
-
-def pick_locale(preferred: list[Any], supported: tuple[str, ...]) -> str:
+def pick_locale(preferred: Sequence[Any], supported: tuple[str, ...]) -> str:
     """The first preferred locale whose language is ``supported``, as given; else ``en``."""
     for tag in preferred:
         if not isinstance(tag, str) or not 2 <= len(tag) <= 16:
@@ -153,7 +103,7 @@ def card_record(pm: Reader | None) -> CardRecord | None:
     return CardRecord(pm.text("id"), network_name(card.opt_text("brand")), last4, month, year)
 
 
-def customer_record(obj: Mapping[str, Any], supported: tuple[str, ...]) -> CustomerRecord:
+def customer_record(obj: Mapping[str, Any]) -> CustomerRecord:
     """A Stripe customer (``invoice_settings.default_payment_method`` expanded or not)."""
     c = Reader(obj, "customer")
     settings = c.opt_obj("invoice_settings")
@@ -164,7 +114,7 @@ def customer_record(obj: Mapping[str, Any], supported: tuple[str, ...]) -> Custo
         ref=c.text("id"),
         email=c.opt_text("email"),
         name=(c.opt_text("name") or "")[:200],
-        locale=pick_locale(c.seq("preferred_locales"), supported),
+        preferred_locales=tuple(x for x in c.seq("preferred_locales") if isinstance(x, str)),
         timezone=pick_timezone(c.opt_obj("metadata"), country),
         default_card=card_record(default),
         default_card_ref=settings.opt_ref("default_payment_method") if settings else None,

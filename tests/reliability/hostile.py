@@ -37,7 +37,9 @@ def _expect(seen: Counter[str], what: str, response: httpx.Response, status: int
 
 def ignored_event(event_id: str) -> dict[str, Any]:
     """A well-formed event of a type the pipeline stores and does not act on."""
-    return stripe_event("customer.created", event_id, {"id": "cus_elsewhere", "object": "customer"})
+    return stripe_event(
+        "customer.discount.created", event_id, {"id": "cus_elsewhere", "object": "customer"}
+    )
 
 
 def quickpay_pending() -> dict[str, Any]:

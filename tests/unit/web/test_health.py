@@ -48,14 +48,16 @@ def test_not_ready_when_the_database_is_down(tmp_path: Path) -> None:
 
 
 def test_metrics_count_webhook_events(web: Web) -> None:
-    web.post_stripe(stripe_other_event("customer.created", event_id="evt_m1", created=web.now))
+    web.post_stripe(
+        stripe_other_event("customer.discount.created", event_id="evt_m1", created=web.now)
+    )
 
     response = web.client.get("/metrics", headers=OPS_LOGIN)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert (
-        'dunning_webhook_events_total{provider="stripe",result="ignored",type="customer.created"}'
+        'dunning_webhook_events_total{provider="stripe",result="ignored",type="customer.discount.created"}'
         in response.text
     )
 

@@ -16,6 +16,7 @@ from dunning.webhooks.events import (
     CardAutoUpdated,
     CardDetached,
     CardInfo,
+    CustomerChanged,
     CustomerInfo,
     Ignored,
     InvoicePaid,
@@ -190,9 +191,28 @@ def test_non_card_payment_method_attached_is_ignored() -> None:
 
 
 def test_unknown_type_is_ignored() -> None:
-    event = only("stripe_customer_created.json")
+    raw = payload("stripe_customer_created.json")
+    raw["type"] = "customer.discount.created"
+    [event] = parse_stripe(raw)
     assert isinstance(event, Ignored)
-    assert event.type == "customer.created"
+    assert event.type == "customer.discount.created"
+
+
+def test_customer_created_carries_the_customer_as_the_book_holds_it() -> None:
+    raw = payload("stripe_customer_created.json")
+    raw["data"]["object"].update(
+        name="Ana Jensen",
+        preferred_locales=["da-DK", "en"],
+        address={"country": "DK"},
+        invoice_settings={"default_payment_method": "pm_1Abc"},
+    )
+    [event] = parse_stripe(raw)
+    assert isinstance(event, CustomerChanged)
+    rec = event.customer
+    assert (rec.ref, rec.email, rec.name) == ("cus_New01", "new@example.com", "Ana Jensen")
+    assert rec.preferred_locales == ("da-DK", "en")
+    assert rec.timezone == "Europe/Copenhagen"
+    assert rec.default_card_ref == "pm_1Abc"
 
 
 def test_envelope() -> None:
