@@ -85,7 +85,9 @@ class StripeAccountDouble(StripeDouble):
         self.subscriptions[sub_id] = obj
         return obj
 
-    def add_open_invoice(self, in_id: str, sub_id: str, *, attempts: int = 1) -> JSON:
+    def add_open_invoice(
+        self, in_id: str, sub_id: str, *, attempts: int = 1, finalized_at: int | None = None
+    ) -> JSON:
         sub = self.subscriptions[sub_id]
         item = sub["items"]["data"][0]
         amount = item["price"]["unit_amount"] * item["quantity"]
@@ -95,7 +97,7 @@ class StripeAccountDouble(StripeDouble):
             created=created, attempt_count=attempts, amount_remaining=amount,
             parent={"type": "subscription_details",
                     "subscription_details": {"subscription": sub_id}},
-            status_transitions={"finalized_at": created},
+            status_transitions={"finalized_at": finalized_at or created},
         )  # fmt: skip
         return self.invoices[in_id]
 

@@ -54,7 +54,7 @@ def stripe_cmd(
             StripeReader.from_settings(c.settings) as reader,
             _progress(enabled=console.is_terminal and not as_json) as progress,
         ):
-            report = sync_stripe(c.engine, reader, now=c.clock.now(), locales=LOCALES,
+            report = sync_stripe(c, reader, now=c.clock.now(), locales=LOCALES,
                                  restart=restart, progress=progress, limit=page_size)  # fmt: skip
         elapsed_s = time.perf_counter() - started
     except StripeReadError as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from dunning.gateways.stripe_read import PAGE_LIMIT, Page
 from dunning.imports import sync_cursors
@@ -25,6 +25,8 @@ from dunning.imports.stripe_customers import KindReport, customer_lines, write_c
 from dunning.imports.stripe_invoices import invoice_records, write_invoices
 from dunning.imports.stripe_subscriptions import subscription_records, write_subscriptions
 from dunning.imports.writer import StoredElsewhere
+from dunning.ports import Pipeline
+from dunning.store.uow import transaction
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ class SyncReport:
 
 
 def sync_stripe(
-    engine: Engine,
+    pipeline: Pipeline,
     source: PageSource,
     *,
     now: datetime,
@@ -82,6 +84,7 @@ def sync_stripe(
     """
     if now.tzinfo is None:
         raise ValueError("sync_stripe needs a timezone-aware now")
+    engine = pipeline.engine
     cursors, resumed = sync_cursors.start(engine, SOURCE, KINDS, now, restart=restart)
     report = SyncReport(resumed=resumed)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stripe-read") as pool:
@@ -95,12 +98,12 @@ def sync_stripe(
                       expand: tuple[str, ...] = expand) -> Page:  # fmt: skip
                 return source.page(path, after=after, params=params, expand=expand, limit=limit)
 
-            _sync_kind(engine, pool, fetch, kind, cursor.after_id, now, locales, report, progress)
+            _sync_kind(pipeline, pool, fetch, kind, cursor.after_id, now, locales, report, progress)
     return report
 
 
 def _sync_kind(
-    engine: Engine,
+    pipeline: Pipeline,
     pool: ThreadPoolExecutor,
     fetch: Callable[[str | None], Page],
     kind: str,
@@ -118,7 +121,7 @@ def _sync_kind(
         more = page.has_more and last is not None
         if more:
             pending = pool.submit(fetch, last)  # read the next page while this one is written
-        _store(engine, kind, page, now, locales, kind_report, finished=not more)
+        _store(pipeline, kind, page, now, locales, kind_report, finished=not more)
         log.debug("stripe sync: %s page %d stored", kind, kind_report.pages)
         if progress is not None:
             progress(kind, kind_report)
@@ -127,7 +130,7 @@ def _sync_kind(
 
 
 def _store(
-    engine: Engine,
+    pipeline: Pipeline,
     kind: str,
     page: Page,
     now: datetime,
@@ -155,11 +158,11 @@ def _store(
         open_invoices = invoice_records(page.data, report)
 
         def write(conn: Connection, full: bool) -> None:
-            write_invoices(conn, open_invoices, now, report)
+            write_invoices(conn, open_invoices, now, report, pipeline)
 
     for full in (False, True):
         try:
-            with engine.begin() as conn:
+            with transaction(pipeline.engine) as conn:
                 write(conn, full)
                 sync_cursors.advance(conn, SOURCE, kind, page.last_id, now, finished=finished)
             return

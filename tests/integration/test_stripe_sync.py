@@ -8,14 +8,19 @@ change in Stripe that the next run brings in.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
+from config.settings import load_settings
+from dunning.bootstrap import bootstrap
 from dunning.cli.main import main
+from dunning.clock import VirtualClock
 from dunning.errors import GatewayUnavailable
 from dunning.gateways.stripe_read import StripeReader
 from dunning.imports.stripe_sync import SyncReport, sync_stripe
@@ -24,6 +29,7 @@ from dunning.store.tables import (
     audit_log,
     customers,
     invoices,
+    payment_attempts,
     payment_methods,
     subscriptions,
     sync_cursors,
@@ -32,6 +38,7 @@ from tests.stripe_account import StripeAccountDouble
 from tests.stripe_double import serve
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FINALIZED = int((NOW - timedelta(days=2)).timestamp())  # the invoices' first failed charge
 N = 230  # customers: three pages of 100, five of 50
 TABLES = (customers, payment_methods, subscriptions, invoices)
 
@@ -52,7 +59,7 @@ def account(n: int = N) -> StripeAccountDouble:
                            amount=99000 if yearly else 9900, quantity=2 if i % 6 == 0 else 1,
                            interval="year" if yearly else "month")  # fmt: skip
         if i % 7 == 0:
-            d.add_open_invoice(f"in_{i:04d}", f"sub_{i:04d}", attempts=2)
+            d.add_open_invoice(f"in_{i:04d}", f"sub_{i:04d}", attempts=2, finalized_at=FINALIZED)
         elif i % 11 == 0:
             d.add_open_invoice(f"in_{i:04d}", f"sub_{i:04d}", attempts=0)
     return d
@@ -71,7 +78,11 @@ def reader(double: StripeAccountDouble) -> Iterator[StripeReader]:
 
 def run(engine: Engine, reader: StripeReader, **kw: Any) -> SyncReport:
     kw.setdefault("limit", 50)
-    return sync_stripe(engine, reader, now=kw.pop("now", NOW), locales=LOCALES, **kw)
+    now = kw.pop("now", NOW)
+    url = engine.url.render_as_string(hide_password=False)
+    settings = load_settings(database_url=url, outbox_dir=Path(tempfile.mkdtemp()))
+    pipeline = bootstrap(settings, clock=VirtualClock(now), engine=engine)
+    return sync_stripe(pipeline, reader, now=now, locales=LOCALES, **kw)
 
 
 def counts(engine: Engine) -> dict[str, int]:
@@ -126,7 +137,12 @@ def test_a_sync_stores_every_page_with_real_plans_locales_and_cards(
     invoice = row(pg_engine, invoices, "in_0007")
     assert invoice["stripe_invoice_id"] == "in_0007"  # paid through the Stripe invoice
     assert (invoice["status"], invoice["attempt_count"], invoice["amount"]) == ("open", 2, 9900)
-    assert invoice["next_attempt_at"] == NOW
+    assert invoice["next_attempt_at"] > NOW  # the policy's next retry, after Stripe's two
+    with pg_engine.connect() as conn:
+        tried = conn.scalars(
+            select(payment_attempts.c.reason).where(payment_attempts.c.invoice_id == "in_0007")
+        ).all()
+    assert tried == ["imported", "imported"]
     assert row(pg_engine, subscriptions, "sub_0007")["status"] == "past_due"
     assert report.kinds["invoices"].reasons["not charged yet"] == len(
         [i for i in range(N) if i % 11 == 0 and i % 7]
