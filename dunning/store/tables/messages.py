@@ -74,6 +74,12 @@ Index(
     sqlite_where=text("status = 'received'"),
     postgresql_where=text("status = 'received'"),
 )
+Index(  # `dunning status` and `dunning dlq list` read the events that failed for good
+    "ix_webhook_events_failed",
+    webhook_events.c.processed_at,
+    sqlite_where=text("status = 'failed'"),
+    postgresql_where=text("status = 'failed'"),
+)
 
 webhook_endpoints = Table(
     "webhook_endpoints",
