@@ -55,6 +55,9 @@ OUTBOX_OLDEST = Gauge(
     "dunning_outbox_oldest_pending_age_seconds", "Age of the oldest pending email's send time"
 )
 OUTBOUND_FAILED = Gauge("dunning_outbound_failed", "Merchant webhooks that failed for good")
+EVENTS_FAILED = Gauge(
+    "dunning_events_failed", "Gateway webhook events that failed for good (dunning dlq list)"
+)
 REFUNDS_DUE = Gauge(
     "dunning_refunds_due_amount_minor",
     "Money collected that was not owed and waits for a refund, in minor units per currency",
@@ -133,6 +136,7 @@ def refresh_funnel(c: Container, now: datetime, *, force: bool = False) -> bool:
     oldest = f.outbox_oldest_pending_at
     OUTBOX_OLDEST.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
     OUTBOUND_FAILED.set(f.outbound_failed)
+    EVENTS_FAILED.set(f.events_failed)
     REFUNDS_DUE.clear()
     for currency, amount in f.refunds_due.amounts.items():
         REFUNDS_DUE.labels(currency).set(amount)

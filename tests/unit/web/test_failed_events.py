@@ -9,9 +9,11 @@ import json
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from dunning.cli.main import main
+from dunning.ops.gauges import refresh_funnel
 from dunning.services import events as event_service
 from dunning.store.tables import invoices, webhook_events
 from tests.unit.web.builders import stripe_invoice_event
@@ -106,6 +108,8 @@ def test_failed_events_show_in_dlq_and_status_and_requeue_offers_them_again(
     assert main(["status"]) == 0
     [row] = [line for line in capsys.readouterr().out.splitlines() if "gateway events" in line]
     assert row.split("│")[2].strip() == "1"
+    assert refresh_funnel(web.c, web.now, force=True)
+    assert REGISTRY.get_sample_value("dunning_events_failed") == 1
 
     monkeypatch.undo()  # the cause is fixed
     monkeypatch.setenv("DUNNING_DATABASE_URL", str(web.c.settings.database_url))
