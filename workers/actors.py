@@ -16,6 +16,7 @@ from dunning.errors import PermanentError
 from dunning.model import Initiator
 from dunning.services import charging, outbound_delivery, outbox, purge, resolver, steps
 from dunning.services.events import process_event
+from dunning.store.inbox import DATABASE_DOWN
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def _each(
 ) -> dict[str, int]:
     """``fn`` on each item. With ``alone``, an item's transient error does not stop the items
     after it: the first such error is raised once every item was tried (the batch is retried,
-    and finds the others done)."""
+    and finds the others done); only the database being unreachable stops the batch at once."""
     tally: Counter[str] = Counter()
     transient: Exception | None = None
     for item in items:
@@ -37,8 +38,8 @@ def _each(
             log.error("%s %s failed for good: %s", what, item, exc)
             tally["failed"] += 1
         except Exception as exc:
-            if not alone:
-                raise
+            if not alone or isinstance(exc, DATABASE_DOWN):
+                raise  # the database is down: every other item would wait and fail the same way
             log.warning("%s %s not done, tried again later: %s", what, item, exc)
             transient = transient or exc
     if transient is not None:

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from dunning.cli.main import main
+from dunning.errors import TransientError
 from dunning.ops.gauges import refresh_funnel
 from dunning.services import events as event_service
 from dunning.store.tables import invoices, webhook_events
@@ -52,10 +53,9 @@ def test_a_transient_error_leaves_its_event_for_later_and_the_others_go_on(
     web: Web, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = store_three(web)
-    down = OperationalError("SELECT 1", {}, Exception("server closed the connection"))
-    failing_on(monkeypatch, "evt_1", down)
+    failing_on(monkeypatch, "evt_1", TransientError("the gateway timed out"))
 
-    with pytest.raises(OperationalError):  # the batch is retried ...
+    with pytest.raises(TransientError):  # the batch is retried ...
         process_events(list(ids.values()))
 
     assert statuses(web) == {  # ... and finds the others done
@@ -63,6 +63,20 @@ def test_a_transient_error_leaves_its_event_for_later_and_the_others_go_on(
         "evt_2": ("processed", None),
         "evt_3": ("processed", None),
     }
+
+
+def test_the_database_down_stops_the_batch_at_once(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every other event would wait for the database and fail the same way."""
+    ids = store_three(web)
+    down = OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    failing_on(monkeypatch, "evt_1", down)
+
+    with pytest.raises(OperationalError):
+        process_events(list(ids.values()))
+
+    assert {status for status, _ in statuses(web).values()} == {"received"}
 
 
 def test_an_error_that_trying_again_cannot_fix_marks_the_event_failed(
