@@ -16,6 +16,7 @@ from dunning.policy.declines import classify
 from dunning.policy.schedule import dunning_steps
 from dunning.policy.types import Decline, Verdict
 from dunning.ports import Pipeline
+from dunning.services import outbound
 from dunning.services.attempt_results import attempt_audit
 from dunning.services.audit import record, record_many
 from dunning.services.case import Case
@@ -57,6 +58,7 @@ def record_failure_in(conn: Connection, c: Pipeline, failure: FailedCharge, now:
     sub = rows.get(conn, subscriptions, failure.subscription_id)
     cust = rows.get(conn, customers, sub["customer_id"])
     inv: Mapping[Any, Any] | None = rows.find(conn, invoice_table, failure.invoice_id)
+    first = inv is None or inv["first_failed_at"] is None
     if inv is None:
         inv = _open_invoice(conn, c, failure, sub, cust, now)
     elif inv["status"] != InvoiceStatus.open:
@@ -67,10 +69,12 @@ def record_failure_in(conn: Connection, c: Pipeline, failure: FailedCharge, now:
     if sub["status"] == SubscriptionStatus.cancelled:
         return "cancelled"
     card = rows.find(conn, payment_methods, sub["payment_method_id"] or "")
-    if card is None:
-        return "no_card"
-    _record_attempt(conn, c, Case(inv, sub, cust, card), failure, now)
-    return "recorded"
+    if card is not None:
+        _record_attempt(conn, c, Case(inv, sub, cust, card), failure, now)
+    if first:
+        code = failure.decline.decline_code if failure.decline else None
+        outbound.first_failure(conn, rows.get(conn, invoice_table, inv["id"]), code, now)
+    return "recorded" if card is not None else "no_card"
 
 
 def _open_invoice(

@@ -20,6 +20,8 @@ from dunning.errors import PermanentError
 from dunning.store.tables import notifications, outbound_events, payment_methods, webhook_endpoints
 
 EVENT_TYPES = (
+    "invoice.payment_failed",
+    "subscription.past_due",
     "subscription.suspended",
     "subscription.reactivated",
     "invoice.recovered",
@@ -84,6 +86,8 @@ def emit_many(
 
 
 def _subscription_event(sub: Mapping[Any, Any], target: str) -> str | None:
+    if target == "past_due":
+        return "subscription.past_due"
     if target == "suspended":
         return "subscription.suspended"
     if target == "active" and sub["status"] == "suspended":
@@ -91,12 +95,20 @@ def _subscription_event(sub: Mapping[Any, Any], target: str) -> str | None:
     return None
 
 
+_SUBSCRIPTION_EVENTS = (
+    "subscription.past_due",
+    "subscription.suspended",
+    "subscription.reactivated",
+)
+
+
 def subscriptions_status_changed(
     conn: Connection, subs: Sequence[Mapping[Any, Any]], target: str, now: datetime
 ) -> None:
-    """``subscription.suspended``, or ``subscription.reactivated`` when leaving suspension,
-    for subscriptions that moved from their row's status to ``target``."""
-    for event_type in ("subscription.suspended", "subscription.reactivated"):
+    """``subscription.past_due``, ``subscription.suspended``, or ``subscription.reactivated``
+    when leaving suspension, for subscriptions that moved from their row's status to
+    ``target``."""
+    for event_type in _SUBSCRIPTION_EVENTS:
         datas = [
             {
                 "subscription_id": sub["id"],
@@ -155,6 +167,19 @@ def invoice_event(
 ) -> None:
     """:func:`invoice_events` for one invoice."""
     invoice_events(conn, event_type, [inv], now, **extra)
+
+
+def first_failure(
+    conn: Connection, inv: Mapping[Any, Any], decline_code: str | None, now: datetime
+) -> None:
+    """``invoice.payment_failed``: the invoice's first charge failed and dunning begins (later
+    failures of the same invoice emit nothing)."""
+    retry = inv["next_attempt_at"]
+    invoice_event(
+        conn, "invoice.payment_failed", inv, now, status=inv["status"], decline_code=decline_code,
+        next_retry_at=retry.isoformat() if retry is not None else None,
+        update_card_needed=inv["last_decline_class"] in ("needs_new_card", "never"),
+    )  # fmt: skip
 
 
 def card_view(card: Mapping[Any, Any] | None) -> dict[str, Any] | None:
