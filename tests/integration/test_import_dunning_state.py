@@ -288,3 +288,33 @@ def test_an_imported_invoice_gets_its_first_email_once_unless_the_customer_was_t
     assert book.emails("in_hal") == []
     sent = [m["To"] for m in book.mail.sent]
     assert sent == ["gus@example.com"]
+
+
+def test_the_imported_attempts_count_towards_mastercards_daily_limit(book: Book) -> None:
+    # Four invoices on one Mastercard card, each after four failed charges, the last three two
+    # hours ago: 12 attempts in 24 hours, over Mastercard's 10. Day 7's retry (tomorrow 09:00
+    # in Copenhagen) would be inside that day: the retries wait for the next morning after it.
+    decline = {"decline_code": "insufficient_funds"}
+    customer = line("gil", decline=decline, attempts=4, failed_ago=timedelta(days=6),
+                    last_ago=timedelta(hours=2), network="mastercard")  # fmt: skip
+    invoice = customer["invoices"][0]
+    customer["subscriptions"] = [
+        dict(customer["subscriptions"][0], id=f"sub_gil_{n}") for n in range(4)
+    ]
+    customer["invoices"] = [
+        dict(invoice, id=f"in_gil_{n}", subscription=f"sub_gil_{n}") for n in range(4)
+    ]
+    book.load(customer)
+    day_7 = datetime(2026, 3, 11, 8, 0, tzinfo=UTC)  # 09:00 in Copenhagen
+    limit_over = NOW - timedelta(hours=2) + timedelta(hours=24)
+    assert day_7 < limit_over
+
+    book.run()
+    book.clock.set(day_7)
+    book.run()
+
+    for n in range(4):
+        assert book.charges(f"in_gil_{n}") == []
+        inv = book.invoice(f"in_gil_{n}")
+        assert inv["next_attempt_at"] == local_morning(limit_over, "Europe/Copenhagen")
+        assert inv["next_attempt_reason"] == "network_limit"
