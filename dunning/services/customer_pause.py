@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, update
+from sqlalchemy import update
 
 from dunning.errors import InvalidTransition, PermanentError
 from dunning.ports import Pipeline
@@ -24,38 +24,40 @@ CUSTOMER_ACTIONS = ("pause-customer", "resume-customer")
 _REASON_COLUMN = 64  # audit_log.reason; the full text goes into the message
 
 
-def _set(
-    conn: Connection, customer_id: str, paused: bool, now: datetime, *, reason: str, by: str
+def _hold(
+    c: Pipeline, customer_id: str, paused: bool, now: datetime, *, reason: str, by: str
 ) -> None:
-    """Write the hold, audited on each invoice the customer owes (or on the customer)."""
-    conn.execute(
-        update(customers)
-        .where(customers.c.id == customer_id)
-        .values(dunning_paused=paused, updated_at=now)
-    )
-    kind = "operator_pause_customer" if paused else "operator_resume_customer"
-    owed: list[str | None] = [*invoices.owed_by(conn, customer_id)] or [None]
-    audit = {"customer_id": customer_id, "actor": by[:64], "message": reason}
-    audit["reason"] = reason[:_REASON_COLUMN]
-    record_many(conn, [audit_row(kind, now, invoice_id=i, **audit) for i in owed])
+    """Write the hold, audited on each invoice the customer owes (or on the customer).
+
+    The audit rows (which key-share lock the invoices) come before the customer's row lock,
+    the order every other writer takes them in (an invoice, then its customer), so a pause
+    never deadlocks with an operator action or a payment on the same customer.
+    """
+    with transaction(c.engine) as conn:
+        rows.get(conn, customers, customer_id)  # NotFound names it
+        kind = "operator_pause_customer" if paused else "operator_resume_customer"
+        owed: list[str | None] = [*invoices.owed_by(conn, customer_id)] or [None]
+        audit = {"customer_id": customer_id, "actor": by[:64], "message": reason}
+        audit["reason"] = reason[:_REASON_COLUMN]
+        record_many(conn, [audit_row(kind, now, invoice_id=i, **audit) for i in owed])
+        if rows.get(conn, customers, customer_id, lock=True)["dunning_paused"] == paused:
+            state = "already paused" if paused else "not paused"
+            raise InvalidTransition(f"customer {customer_id} is {state}")
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == customer_id)
+            .values(dunning_paused=paused, updated_at=now)
+        )
 
 
 def pause_customer(c: Pipeline, customer_id: str, now: datetime, *, reason: str, by: str) -> None:
     """Hold every charge and reminder of the customer until :func:`resume_customer`."""
-    with transaction(c.engine) as conn:
-        cust = rows.get(conn, customers, customer_id, lock=True)
-        if cust["dunning_paused"]:
-            raise InvalidTransition(f"customer {customer_id} is already paused")
-        _set(conn, customer_id, True, now, reason=reason, by=by)
+    _hold(c, customer_id, True, now, reason=reason, by=by)
 
 
 def resume_customer(c: Pipeline, customer_id: str, now: datetime, *, reason: str, by: str) -> None:
     """Lift the customer's hold; an invoice paused on its own stays paused."""
-    with transaction(c.engine) as conn:
-        cust = rows.get(conn, customers, customer_id, lock=True)
-        if not cust["dunning_paused"]:
-            raise InvalidTransition(f"customer {customer_id} is not paused")
-        _set(conn, customer_id, False, now, reason=reason, by=by)
+    _hold(c, customer_id, False, now, reason=reason, by=by)
 
 
 def apply_customer(

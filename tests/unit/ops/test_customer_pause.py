@@ -81,6 +81,7 @@ def test_pause_from_the_invoice_page(any_book: Book, client: TestClient) -> None
     )
     assert again.status_code == 409
     assert "already paused" in again.text
+    assert any_book.count(audit_log, audit_log.c.kind == "operator_pause_customer") == 2
 
 
 def test_a_paused_customer_is_not_charged_by_the_retry_path(any_book: Book) -> None:
