@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from dunning.errors import NotFound
+from dunning.services.stripe_records import our_customer
 from dunning.store import rows
 from dunning.store.tables import customers, payment_methods, subscriptions
 from dunning.store.upsert import insert_ignore
@@ -56,8 +57,11 @@ def ensure_subscription(
     if rows.find(conn, subscriptions, event.subscription_ref) is not None:
         return
     info = getattr(event, "customer", None)
+    billing = event.billing
     card = getattr(event, "card", None)
     customer_ref = event.customer_ref or (info.ref if info else None)
+    if customer_ref is not None and event.provider == "stripe":
+        customer_ref = our_customer(conn, customer_ref) or customer_ref  # mapped to ours
     if customer_ref is None or (
         rows.find(conn, customers, customer_ref) is None and (info is None or not info.email)
     ):
@@ -74,6 +78,7 @@ def ensure_subscription(
                 "email": info.email if info else "",
                 "name": info.name or "" if info else "",
                 "billing_emails": [],
+                "timezone": billing.timezone if billing and billing.timezone else "UTC",
                 "stripe_customer_id": customer_ref if event.provider == "stripe" else None,
                 "created_at": now,
                 "updated_at": now,
@@ -103,10 +108,11 @@ def ensure_subscription(
             {
                 "id": event.subscription_ref,
                 "customer_id": customer_ref,
-                "plan": "default",
+                # The invoice's own plan and interval; "default" only when it names no price.
+                "plan": billing.plan if billing and billing.plan else "default",
                 "amount": event.amount,
                 "currency": event.currency.upper(),
-                "interval": "month",
+                "interval": billing.interval if billing and billing.interval else "month",
                 "status": "active",
                 "payment_method_id": card_id,
                 "created_at": now,

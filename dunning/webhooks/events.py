@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 
 from dunning.errors import PermanentError
 from dunning.policy.types import Decline
-from dunning.webhooks.records import CustomerRecord, SubscriptionRecord
+from dunning.webhooks.records import BillingHint, CustomerRecord, SubscriptionRecord
 
 
 class MalformedEvent(PermanentError):
@@ -127,6 +127,7 @@ class PaymentFailed(_Base):
     attempt_key: str | None = None
     customer: CustomerInfo | None = None
     card: CardInfo | None = None
+    billing: BillingHint | None = None  # plan, interval, time zone a new subscription takes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +150,7 @@ class ActionRequired(_Base):
     amount: int
     currency: str
     decline: Decline
+    billing: BillingHint | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -55,3 +55,13 @@ class InvoiceRecord:
     attempts: int
     first_failed_at: datetime
     decline: Decline | None
+
+
+@dataclass(frozen=True, slots=True)
+class BillingHint:
+    """What an invoice says of the subscription and the customer it bills: the plan (price id)
+    and interval of its subscription line, the time zone of the customer's address country."""
+
+    plan: str | None
+    interval: str | None  # month | year
+    timezone: str | None

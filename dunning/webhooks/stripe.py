@@ -40,7 +40,11 @@ from dunning.webhooks.stripe_detail import (
     merge,
     plan_summary,
 )
-from dunning.webhooks.stripe_objects import customer_record, subscription_record
+from dunning.webhooks.stripe_objects import (
+    customer_record,
+    invoice_billing,
+    subscription_record,
+)
 
 PROVIDER = "stripe"
 MAX_EVENT_ID_CHARS = 128
@@ -94,6 +98,7 @@ def _invoice_failed(kind: str, inv: Reader, data: Reader, meta: EventMeta) -> Ev
         attempt_key=attempt_key(intent, charge, inv),
         customer=customer_info(inv, customer_ref),
         card=intent_card(intent) or charge_card(charge),
+        billing=invoice_billing(inv),
     )
 
 
@@ -124,6 +129,7 @@ def _invoice_action(kind: str, inv: Reader, data: Reader, meta: EventMeta) -> Ev
             charge_decline(charge),
             Decline(decline_code="authentication_required"),
         ),
+        billing=invoice_billing(inv),
     )
 
 

@@ -29,7 +29,13 @@ from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 
 from dunning.webhooks.fields import Reader, network_name
-from dunning.webhooks.records import CardRecord, CustomerRecord, InvoiceRecord, SubscriptionRecord
+from dunning.webhooks.records import (
+    BillingHint,
+    CardRecord,
+    CustomerRecord,
+    InvoiceRecord,
+    SubscriptionRecord,
+)
 from dunning.webhooks.stripe_detail import (
     intent_decline,
     invoice_payment,
@@ -174,3 +180,40 @@ def invoice_record(obj: Mapping[str, Any]) -> InvoiceRecord:
         first_failed_at=finalized or inv.unix_time("created"),
         decline=intent_decline(intent),
     )
+
+
+YEAR_DAYS = 300  # a billing period this long or longer is yearly
+
+
+def invoice_billing(inv: Reader) -> BillingHint:
+    """Plan and interval from the invoice's first priced subscription line (the price object
+    of older API versions, or ``pricing.price_details.price`` and the line's period of newer
+    ones); the time zone of ``customer_address.country`` when that country keeps one."""
+    address = inv.opt_obj("customer_address")
+    country = address.opt_text("country") if address else None
+    zone = country_zone(country) if country and len(country) == 2 else None
+    lines = inv.opt_obj("lines")
+    for i, raw in enumerate(lines.seq("data") if lines else []):
+        line = Reader(raw, f"{inv.path}.lines.data[{i}]")
+        price = line.opt_obj("price") or line.opt_obj("plan")
+        pricing = line.opt_obj("pricing")
+        details = pricing.opt_obj("price_details") if pricing else None
+        plan = (price.opt_text("id") if price else None) or (
+            details.opt_ref("price") if details else None
+        )
+        if plan:
+            return BillingHint(plan[:64], _line_interval(line, price), zone)
+    return BillingHint(None, None, zone)
+
+
+def _line_interval(line: Reader, price: Reader | None) -> str | None:
+    source = (price.opt_obj("recurring") or price) if price else None
+    unit = source.opt_text("interval") if source else None
+    if unit:
+        return "year" if unit == "year" else "month"
+    period = line.opt_obj("period")
+    start = period.opt_integer("start") if period else None
+    end = period.opt_integer("end") if period else None
+    if start is None or end is None or end <= start:
+        return None
+    return "year" if end - start >= YEAR_DAYS * 86400 else "month"

@@ -20,6 +20,7 @@ from sqlalchemy import insert, select
 
 from dunning.services.events import process_event
 from dunning.store.tables import customers, payment_methods, subscriptions, webhook_events
+from tests.unit.web.builders import stripe_invoice_event
 from tests.unit.web.conftest import Web, make_web, web_settings
 
 EVENT_IDS = itertools.count(1)
@@ -157,3 +158,47 @@ def test_a_subscription_whose_customer_never_comes_fails_after_an_hour(web: Web)
     post(web, late)
     assert stored_status(web, late["id"]) == "failed"
     assert web.count(subscriptions) == 0
+
+
+def failed_invoice(web: Web, *, customer: str = "cus_W9", line: dict[str, Any]) -> dict[str, Any]:
+    payload = stripe_invoice_event(invoice="in_W9", subscription="sub_W9", customer=customer,
+                                   created=web.now, event_id="evt_in_W9")  # fmt: skip
+    payload["data"]["object"].update(
+        customer_address={"country": "DK"}, lines={"object": "list", "data": [line]}
+    )
+    return payload
+
+
+def test_a_failed_invoice_of_an_unknown_subscription_brings_its_real_plan(web: Web) -> None:
+    # Since API 2025-03-31 a line names its price by id; the period says how long it bills.
+    line = {"id": "il_1", "object": "line_item", "amount": 1900, "currency": "eur",
+            "period": {"start": 1_767_225_600, "end": 1_767_225_600 + 365 * 86400},
+            "pricing": {"type": "price_details",
+                        "price_details": {"price": "price_basic_year"}}}  # fmt: skip
+    post(web, failed_invoice(web, line=line))
+
+    sub = web.row(subscriptions, "sub_W9")
+    assert (sub["plan"], sub["interval"]) == ("price_basic_year", "year")
+    assert web.row(customers, "cus_W9")["timezone"] == "Europe/Copenhagen"
+
+
+def test_a_failed_invoice_of_a_customer_we_map_is_filed_under_our_id(web: Web) -> None:
+    with web.c.engine.begin() as conn:
+        conn.execute(
+            insert(customers).values(
+                id="42", email="old@example.com", billing_emails=[], stripe_customer_id="cus_W9",
+                created_at=web.now, updated_at=web.now,
+            )
+        )  # fmt: skip
+    line = {"id": "il_1", "object": "line_item", "amount": 1900, "currency": "eur",
+            "price": {"id": "price_basic_month", "object": "price",
+                      "recurring": {"interval": "month", "interval_count": 1}}}  # fmt: skip
+    post(web, failed_invoice(web, line=line))
+
+    assert web.count(customers) == 1
+    sub = web.row(subscriptions, "sub_W9")
+    assert (sub["customer_id"], sub["plan"], sub["interval"]) == (
+        "42",
+        "price_basic_month",
+        "month",
+    )
