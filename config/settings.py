@@ -20,6 +20,7 @@ from config.errors import ConfigError
 from config.ops_settings import EndpointSettings, OpsSettings
 from config.production import DEFAULT_SECRET as DEFAULT_SECRET
 from config.production import production_problems
+from config.web_settings import WebSettings
 
 ENV_PREFIX = "DUNNING_"
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
@@ -183,6 +184,7 @@ class Settings(BaseSettings):
     # half after, so a test can kill a worker mid-charge on either side of it.
     sandbox_delay_ms: int = Field(default=0, ge=0, le=60_000)
     metrics_port: int = Field(default=9191, ge=0, le=65535)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("log_level")
     @classmethod

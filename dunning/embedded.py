@@ -35,7 +35,9 @@ def run_embedded(c: Container, *, host: str, port: int, threads: int) -> None:
         target=serve, args=(c, LocalLeadership(), stop), name="scheduler", daemon=True
     )
     scheduler.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(c), host=host, port=port, log_config=None))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(c), host=host, port=port, log_config=None, proxy_headers=False)
+    )
 
     def _stop(_signum: int, _frame: object) -> None:
         stop.set()

@@ -1,7 +1,7 @@
 """Every Redis key the pipeline reads or writes, in one place.
 
 They are dramatiq's Redis broker keys (dramatiq.brokers.redis), read by ``dunning queues`` and
-``dlq``. Each lives under the deployment's namespace ``ns``:
+``dlq``, and the web's rate-limit counts. Each lives under the deployment's namespace ``ns``:
 :attr:`dunning.broker_names.BrokerNames.redis_namespace` (``dramatiq:<prefix>``).
 """
 
@@ -48,3 +48,9 @@ def acks_prefix(ns: str) -> str:
 def heartbeats(ns: str) -> str:
     """Worker ids scored by their last heartbeat (ms); a stale worker's acks are orphaned."""
     return f"{ns}:__heartbeats__"
+
+
+def rate_limit(ns: str, budget: str, key_digest: str) -> str:
+    """A rate-limit budget's hits for one key (a sorted set of hit ids scored by time in ms;
+    expires with its window). The key (customer id, address) is stored only as a digest."""
+    return f"{ns}:__limits__:{budget}:{key_digest}"

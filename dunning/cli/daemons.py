@@ -108,7 +108,8 @@ def web_cmd(
     configure_logging(c.settings)
     serve_internal(c)  # /metrics on DUNNING_OPS__METRICS_PORT, if set
     setup(c)
-    uvicorn.run(create_app(c), host=host, port=port, log_config=None)
+    # proxy_headers off: the app reads X-Forwarded-For itself, from the trusted proxies only.
+    uvicorn.run(create_app(c), host=host, port=port, log_config=None, proxy_headers=False)
 
 
 def run_cmd(

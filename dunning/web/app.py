@@ -17,13 +17,15 @@ from dunning.web.ratelimit import AttemptLimits
 def create_app(container: Container, *, limits: AttemptLimits | None = None) -> Starlette:
     """Build the app around ``container``; nothing connects until a request needs it.
 
-    ``limits`` replaces the default verification-attempt limits (5 per link and 20 per client
-    address in 10 minutes).
+    ``limits`` replaces the verification-attempt limits the settings make (``DUNNING_WEB__*``:
+    5 per customer and 20 per client address in 10 minutes, counted in Redis when there is one).
     """
     app = Starlette(
         routes=[
             *webhooks.routes(container),
-            *update_page.routes(container, limits or AttemptLimits()),
+            *update_page.routes(
+                container, limits or AttemptLimits.from_settings(container.settings)
+            ),
             *health.routes(container),
             *ops_routes(container),
             *api_routes(container),

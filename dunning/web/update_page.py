@@ -3,7 +3,13 @@
 GET shows the plan, the amount due, the current card, the subscription's state and what a new
 card will do. POST verifies the new card through :func:`replace_card` and answers 303 to the
 result page, 422 when the card fails verification, 403 on a CSRF failure, 429 when attempts
-run out, 410 for a link that is expired, used, tampered or whose subscription is cancelled.
+run out, 410 for a link that is expired, used, tampered or whose subscription is cancelled
+(checked before a byte of the body is read), 413/408 for a form too large or too slow.
+
+Only a form that reaches the gateway counts against the attempt limits: one the browser's
+checks would have stopped (a mistyped number, expiry or CVC) is answered without counting. The
+first decline says why (wrong CVC, expired, declined); every later one within the window says
+only "declined", so a card tester learns nothing from the answers.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from dunning.services.cards import CardDeclined, ReplaceResult, pay_open_invoice
 from dunning.web import challenge, csrf
 from dunning.web.account import Account, LinkGone, chargeable_card, open_link
 from dunning.web.card_form import FormError, decline_message, sandbox_card, stripe_card
+from dunning.web.client_address import client_address
+from dunning.web.form_body import FormRefused, read_form
 from dunning.web.ratelimit import AttemptLimits
 from dunning.web.views import View
 
@@ -68,6 +76,7 @@ class UpdatePage:
         self.c = c
         self.limits = limits
         self.view = View(c)
+        self.proxies = c.settings.web.proxy_networks()
 
     # -- GET ----------------------------------------------------------------------------------
     async def show(self, request: Request) -> Response:
@@ -95,15 +104,26 @@ class UpdatePage:
     async def _guard(
         self, request: Request, action: str
     ) -> tuple[Account, FormData, datetime] | Response:
-        """Link, CSRF and rate limit, in that order; a Response means "stop here"."""
+        """Link, form, CSRF and room in the limits, in that order; a Response means "stop
+        here". The link is checked before the body is read; nothing is counted yet."""
         token = request.path_params["token"]
         now = self.c.clock.now()
-        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
         try:
             account = await run_in_threadpool(open_link, self.c, token, now)
         except LinkGone as exc:
             ACTIONS.labels(action, "gone").inc()
             return self.view.gone(exc)
+        web = self.c.settings.web
+        try:
+            form = await read_form(
+                request,
+                max_bytes=web.max_form_bytes,
+                timeout_s=web.form_read_timeout_s,
+                max_fields=MAX_FIELDS,
+            )
+        except FormRefused as exc:
+            ACTIONS.labels(action, f"refused_{exc.status}").inc()
+            return Response(status_code=exc.status, headers={"Connection": "close"})
         field = form.get(csrf.FIELD)
         if not csrf.check(
             self.c.settings.link_secret,
@@ -114,13 +134,22 @@ class UpdatePage:
             ACTIONS.labels(action, "csrf").inc()
             log.warning("card page %s refused for customer %s: CSRF", action, account.customer_id)
             return self.view.message(account, "error_title", "err_csrf", 403)
-        address = request.client.host if request.client else "unknown"
-        # One window per customer: several links of the same customer share the allowance.
-        if not self.limits.allow(account.customer_id, address, now):
-            ACTIONS.labels(action, "rate_limited").inc()
-            log.warning("card page %s rate-limited for customer %s", action, account.customer_id)
-            return self.view.message(account, "rate_title", "err_rate", 429)
-        return account, form, now
+        request.state.address = client_address(request, self.proxies)
+        full = await run_in_threadpool(
+            self.limits.full, account.customer_id, request.state.address, now
+        )
+        return self._rate_limited(account, action) if full else (account, form, now)
+
+    def _rate_limited(self, account: Account, action: str) -> Response:
+        ACTIONS.labels(action, "rate_limited").inc()
+        log.warning("card page %s rate-limited for customer %s", action, account.customer_id)
+        return self.view.message(account, "rate_title", "err_rate", 429)
+
+    async def _take(self, request: Request, account: Account, now: datetime) -> bool:
+        """Count one attempt that is about to reach the gateway; False when there is no room.
+        One budget per customer: several links of the same customer share the allowance."""
+        address = request.state.address
+        return await run_in_threadpool(self.limits.allow, account.customer_id, address, now)
 
     async def submit(self, request: Request) -> Response:
         guarded = await self._guard(request, "update")
@@ -135,6 +164,7 @@ class UpdatePage:
             else:
                 card = sandbox_card(self.c.gateway, form, now)
         except FormError as exc:
+            # Caught before any gateway call: not counted against the customer.
             ACTIONS.labels("update", "invalid").inc()
             return self.view.form(account, token, value, error=exc.key, status=422)
         except GatewayUnavailable as exc:
@@ -145,6 +175,8 @@ class UpdatePage:
             # The card number and CVC go no further than this request's form.
             await form.close()
             del form
+        if not await self._take(request, account, now):
+            return self._rate_limited(account, "update")
         return await self._replace(account, token, value, card, remove_old, now)
 
     async def authenticate(self, request: Request) -> Response:
@@ -167,6 +199,8 @@ class UpdatePage:
             ACTIONS.labels("authenticate", "unavailable").inc()
             log.warning("card challenge for customer %s: %s", account.customer_id, exc)
             return self.view.form(account, token, value, error="err_unavailable", status=503)
+        if not await self._take(request, account, now):
+            return self._rate_limited(account, "authenticate")
         verified = isinstance(self.c.gateway, StripeGateway)
         return await self._replace(account, token, value, card, remove_old, now, verified)
 
@@ -219,9 +253,9 @@ class UpdatePage:
                 secret = exc.client_secret or ""
                 return self.view.challenge(account, token, value, card, sealed, secret)
             ACTIONS.labels("update", "declined").inc()
-            return self.view.form(
-                account, token, value, error=decline_message(exc.decline), status=422
-            )
+            again = await run_in_threadpool(self.limits.declined_before, customer_id, now)
+            message = "err_declined" if again else decline_message(exc.decline)
+            return self.view.form(account, token, value, error=message, status=422)
         except GatewayUnavailable as exc:
             ACTIONS.labels("update", "unavailable").inc()
             log.warning("card verification for customer %s: %s", customer_id, exc)
@@ -247,6 +281,8 @@ class UpdatePage:
         if card is None:
             ACTIONS.labels("reactivate", "no_card").inc()
             return self.view.form(account, token, value, error="err_no_card", status=422)
+        if not await self._take(request, account, now):
+            return self._rate_limited(account, "reactivate")
         result = ReplaceResult(str(card["id"]))
         await run_in_threadpool(
             pay_open_invoices, self.c, account.customer_id, str(card["id"]), now, result

@@ -32,9 +32,12 @@ def web_env(port: int) -> dict[str, str]:
     }
 
 
-def start_web(p: Pipeline, port: int) -> tuple[Daemon, str]:
+def start_web(
+    p: Pipeline, port: int, *, name: str = "web", env: dict[str, str] | None = None
+) -> tuple[Daemon, str]:
     """Start ``dunning web`` on ``port``; return it and its base URL once it answers."""
-    daemon = p.daemons.start("web", ["web", "--host", "127.0.0.1", "--port", str(port)], p.env)
+    args = ["web", "--host", "127.0.0.1", "--port", str(port)]
+    daemon = p.daemons.start(name, args, p.env | (env or {}))
     base = f"http://127.0.0.1:{port}"
 
     def live() -> bool:
