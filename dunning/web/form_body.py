@@ -12,6 +12,8 @@ import asyncio
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
+from config.web_settings import WebSettings
+
 
 class FormRefused(Exception):
     """The body is not read to the end; ``status`` is 413 (too large) or 408 (too slow)."""
@@ -31,10 +33,9 @@ async def _read(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_form(
-    request: Request, *, max_bytes: int, timeout_s: float, max_fields: int
-) -> FormData:
+async def read_form(request: Request, web: WebSettings, *, max_fields: int) -> FormData:
     """The form, or :class:`FormRefused`."""
+    max_bytes, timeout_s = web.max_form_bytes, web.form_read_timeout_s
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.strip().isdigit() or int(declared) > max_bytes):
         raise FormRefused(413)

@@ -113,14 +113,8 @@ class UpdatePage:
         except LinkGone as exc:
             ACTIONS.labels(action, "gone").inc()
             return self.view.gone(exc)
-        web = self.c.settings.web
         try:
-            form = await read_form(
-                request,
-                max_bytes=web.max_form_bytes,
-                timeout_s=web.form_read_timeout_s,
-                max_fields=MAX_FIELDS,
-            )
+            form = await read_form(request, self.c.settings.web, max_fields=MAX_FIELDS)
         except FormRefused as exc:
             ACTIONS.labels(action, f"refused_{exc.status}").inc()
             return Response(status_code=exc.status, headers={"Connection": "close"})
@@ -135,9 +129,8 @@ class UpdatePage:
             log.warning("card page %s refused for customer %s: CSRF", action, account.customer_id)
             return self.view.message(account, "error_title", "err_csrf", 403)
         request.state.address = client_address(request, self.proxies)
-        full = await run_in_threadpool(
-            self.limits.full, account.customer_id, request.state.address, now
-        )
+        address = request.state.address
+        full = await run_in_threadpool(self.limits.full, account.customer_id, address, now)
         return self._rate_limited(account, action) if full else (account, form, now)
 
     def _rate_limited(self, account: Account, action: str) -> Response:
