@@ -53,6 +53,10 @@ class Initiator(StrEnum):
 
 UNRESOLVED = frozenset({AttemptStatus.pending, AttemptStatus.unknown})
 
+# The metadata ``source`` of the card checks the card page makes at the gateway (Stripe's
+# SetupIntents): their webhooks finish a card update the customer did not come back to.
+CARD_PAGE_SOURCE = "dunning_card_page"
+
 
 class NotificationStatus(StrEnum):
     pending = "pending"

@@ -340,6 +340,7 @@ class StripeDouble:
             "customer": form.get("customer"),
             "payment_method": method,
             "usage": form.get("usage", "off_session"),
+            "metadata": _sub(form, "metadata"),
             "status": "succeeded",
             "last_setup_error": None,
         }

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, select, update
 
 from dunning.gateways.base import ChargeResult, Decline
 from dunning.ports import Pipeline
 from dunning.services import lifecycle, stripe_records
 from dunning.services.attempt_results import apply_answers
+from dunning.services.card_confirmed import card_confirmed
 from dunning.services.event_failures import describe, fails_for_good
 from dunning.services.event_records import ensure_subscription, insert_card
 from dunning.services.failures import FailedCharge, record_failure_in
@@ -110,6 +111,8 @@ def apply(c: Pipeline, event: ev.Event, now: datetime) -> str:
             return "card_updated" if changed else "ignored"
         case ev.CardAttached():
             return _attached(c, event, now)
+        case ev.CardConfirmed():
+            return card_confirmed(c, event, now)
         case ev.CardDetached():
             with c.engine.begin() as conn:
                 n = conn.execute(
@@ -189,10 +192,23 @@ def _attached(c: Pipeline, event: ev.CardAttached, now: datetime) -> str:
     if event.customer_ref is None or not (card.last4 and card.exp_month and card.exp_year):
         return "ignored"
     with c.engine.begin() as conn:
-        if rows.find(conn, customers, event.customer_ref) is None:
+        customer_id = _our_customer(conn, event.provider, event.customer_ref)
+        if customer_id is None:
             return "ignored"
-        insert_card(conn, event.payment_method_ref, event.customer_ref, card, event.provider, now)
+        insert_card(conn, event.payment_method_ref, customer_id, card, event.provider, now)
     return "card_added"
+
+
+def _our_customer(conn: Connection, provider: str, ref: str) -> str | None:
+    """Our id of the customer a gateway names: Stripe's ids are mapped
+    (``customers.stripe_customer_id``); a customer keyed by the gateway's own id is found too."""
+    if provider == "stripe":
+        mapped = conn.execute(
+            select(customers.c.id).where(customers.c.stripe_customer_id == ref)
+        ).scalar()
+        if mapped is not None:
+            return str(mapped)
+    return ref if rows.find(conn, customers, ref) is not None else None
 
 
 def _attempt_exists(c: Pipeline, key: str) -> bool:

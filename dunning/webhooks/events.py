@@ -200,6 +200,16 @@ class CardDetached(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CardConfirmed(_Base):
+    """The customer confirmed a card with their bank (3-D Secure) on a card check the card
+    page made: the card update is finished even if they never came back to the page."""
+
+    setup_ref: str
+    payment_method_ref: str
+    customer_ref: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ignored(_Base):
     """A well-formed event the pipeline has no use for; stored, acknowledged, not acted on."""
 
@@ -215,5 +225,6 @@ Event = (
     | CardAutoUpdated
     | CardAttached
     | CardDetached
+    | CardConfirmed
     | Ignored
 )

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dunning.model import CARD_PAGE_SOURCE
 from dunning.policy.types import Decline
 from dunning.webhooks.events import (
     ActionRequired,
     CardAttached,
     CardAutoUpdated,
+    CardConfirmed,
     CardDetached,
     CustomerChanged,
     Event,
@@ -217,6 +219,17 @@ def _method_detached(kind: str, pm: Reader, data: Reader, meta: EventMeta) -> Ev
     return CardDetached(**meta, payment_method_ref=pm.text("id"), customer_ref=customer_ref)
 
 
+def _setup_succeeded(kind: str, setup: Reader, data: Reader, meta: EventMeta) -> Event:
+    metadata = setup.opt_obj("metadata")
+    source = metadata.opt_text("source") if metadata else None
+    method, customer = setup.opt_ref("payment_method"), setup.opt_ref("customer")
+    if source != CARD_PAGE_SOURCE or method is None or customer is None:
+        return Ignored(**meta, type=kind)  # not a card check of the card page
+    return CardConfirmed(
+        **meta, setup_ref=setup.text("id"), payment_method_ref=method, customer_ref=customer
+    )
+
+
 _HANDLERS: dict[str, Handler] = {
     "invoice.payment_failed": _invoice_failed,
     "invoice.paid": _invoice_paid,
@@ -231,4 +244,5 @@ _HANDLERS: dict[str, Handler] = {
     "payment_method.automatically_updated": _method_updated,
     "payment_method.attached": _method_attached,
     "payment_method.detached": _method_detached,
+    "setup_intent.succeeded": _setup_succeeded,
 }

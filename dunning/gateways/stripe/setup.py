@@ -17,6 +17,7 @@ from dunning.errors import GatewayUnavailable
 from dunning.gateways.base import Decline, VerifyResult
 from dunning.gateways.stripe.answers import AUTH_REQUIRED, UNSETTLED, card_error, decline, text
 from dunning.gateways.stripe.http import Form, StripeError, StripeHttp, refused
+from dunning.model import CARD_PAGE_SOURCE
 
 # Off-session charges cannot follow a redirect; cards need none (3-D Secure is not a redirect).
 NO_REDIRECTS: Form = {
@@ -33,6 +34,7 @@ def verify(http: StripeHttp, token: str, *, customer_id: str, deadline: float) -
         "payment_method": token,
         "confirm": "true",
         "usage": "off_session",
+        "metadata[source]": CARD_PAGE_SOURCE,
         **NO_REDIRECTS,
     }
     key = f"verify-{uuid.uuid4()}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ from dunning.services.events import apply
 from dunning.services.failures import FailedCharge, record_failure
 from dunning.store.tables import customers, invoices, payment_methods
 from dunning.webhooks import events as ev
+from schedules.producers import due_events
 from tests.stripe_double import PUBLISHABLE_KEY, StripeDouble
-from tests.unit.web.conftest import Web, make_web, web_settings
+from tests.unit.web.conftest import STRIPE_SECRET, Web, make_web, web_settings
 
 SCA_CARD = "pm_card_authenticationRequiredSetupForOffSession"
 
@@ -36,7 +38,7 @@ def stripe_web(tmp_path: Path, double: StripeDouble) -> Iterator[Web]:
         stripe={
             "api_key": double.api_key,
             "publishable_key": PUBLISHABLE_KEY,
-            "webhook_secrets": ["whsec_x"],
+            "webhook_secrets": [STRIPE_SECRET],
             "js_url": "http://127.0.0.1:9/js/v3/",
         },
     )
@@ -200,3 +202,90 @@ def test_a_card_stripes_webhook_recorded_first_is_taken_over_not_doubled(
     [card] = stripe_web.rows(payment_methods, payment_methods.c.token == "pm_card_mastercard")
     assert (card["status"], card["is_default"]) == ("active", True)
     assert "pm_card_mastercard" not in double.detached  # the new card is not removed at Stripe
+
+
+def stripe_event(event_id: str, kind: str, obj: dict[str, object], web: Web) -> dict[str, object]:
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": kind,
+        "created": int(web.now.timestamp()),
+        "data": {"object": obj},
+    }
+
+
+def attached_event(double: StripeDouble, web: Web, method: str) -> dict[str, object]:
+    details = double._get_method(method).body
+    return stripe_event("evt_attached", "payment_method.attached", details, web)
+
+
+def test_a_customer_who_leaves_after_the_bank_confirms_still_gets_the_card_and_pays(
+    stripe_web: Web, double: StripeDouble
+) -> None:
+    web = stripe_web
+    path = owing(web, double)
+    challenge_page(web, double, path)
+    [setup] = double.setups.values()
+    double._authenticate(setup, completed=True)  # confirmed with the bank; the tab is closed
+
+    # Stripe's webhooks arrive, the SetupIntent's before the card's
+    for payload in (
+        stripe_event("evt_setup", "setup_intent.succeeded", dict(setup), web),
+        attached_event(double, web, SCA_CARD),
+    ):
+        answer = web.post_stripe(payload)
+        assert answer.status_code == 200, answer.text
+        web.drain()
+    deferred = web.row(invoices, "in_1")["status"]
+    web.clock.advance(timedelta(seconds=web.c.settings.timing.unknown_after_s + 1))
+    assert due_events(web.c, web.now) == 1  # the deferred SetupIntent event, offered again
+    web.drain()
+
+    assert deferred == "open"
+    assert web.row(invoices, "in_1")["status"] == "paid"
+    [card] = web.rows(payment_methods, payment_methods.c.token == SCA_CARD)
+    assert (card["status"], card["is_default"], card["customer_id"]) == ("active", True, "cus_1")
+    assert len(double.posts("/v1/invoices/in_S1/pay")) == 1
+
+
+def test_the_webhook_after_the_page_finished_changes_nothing(
+    stripe_web: Web, double: StripeDouble
+) -> None:
+    web = stripe_web
+    path = owing(web, double)
+    page, _, sealed = challenge_page(web, double, path)
+    [setup] = double.setups.values()
+    double._authenticate(setup, completed=True)
+    assert authenticate(web, path, sealed, page).status_code == 303  # type: ignore[attr-defined]
+    web.drain()  # the page's own follow-up work (its emails)
+    audits_before = web.snapshot()["audit_log"]
+
+    assert web.post_stripe(attached_event(double, web, SCA_CARD)).status_code == 200
+    payload = stripe_event("evt_setup", "setup_intent.succeeded", dict(setup), web)
+    assert web.post_stripe(payload).status_code == 200
+    web.drain()
+
+    assert len(web.rows(payment_methods, payment_methods.c.token == SCA_CARD)) == 1
+    assert len(double.posts("/v1/invoices/in_S1/pay")) == 1
+    assert web.snapshot()["audit_log"] == audits_before
+
+
+def test_a_setup_intent_the_card_page_did_not_make_is_ignored(
+    stripe_web: Web, double: StripeDouble
+) -> None:
+    web = stripe_web
+    owing(web, double)
+    foreign = {
+        "id": "seti_merchant_app",
+        "object": "setup_intent",
+        "status": "succeeded",
+        "customer": "cus_S1",
+        "payment_method": "pm_card_visa",
+        "metadata": {},
+    }
+
+    web.post_stripe(stripe_event("evt_foreign", "setup_intent.succeeded", foreign, web))
+    web.drain()
+
+    assert web.row(invoices, "in_1")["status"] == "open"
+    assert double.posts("/v1/invoices/in_S1/pay") == []
