@@ -6,11 +6,11 @@ from enum import StrEnum
 from typing import NoReturn
 
 import typer
-from babel import Locale, UnknownLocaleError
 
 from dunning.cli.common import EXIT_USAGE, Exit, container, err_console
 from dunning.links import update_url
 from dunning.mail.formatting import choose_locale
+from dunning.mail.locales import parse_locale
 from dunning.mail.render import EMAIL_KINDS, LOCALES, Look, UnknownEmailKind, render_email
 from dunning.mail.samples import sample_context
 
@@ -28,11 +28,10 @@ def _usage(message: str) -> NoReturn:
 
 def _check_locale(locale: str) -> None:
     """Refuse a tag Babel does not know; warn when customers of that locale get English."""
-    try:
-        Locale.parse(locale.strip().replace("-", "_"))
-    except (UnknownLocaleError, ValueError, TypeError):
+    parsed = parse_locale(locale)
+    if parsed is None:
         _usage(f"unknown locale {locale!r}; use a tag such as {', '.join(LOCALES)} or da_DK")
-    if choose_locale(locale, LOCALES)[0] != locale.split("_")[0].split("-")[0].lower():
+    if parsed is None or choose_locale(locale, LOCALES)[0] != parsed.language:
         err_console.print(
             f"warning: no {locale} templates; customers with this locale get English "
             f"(templates: {', '.join(LOCALES)})",

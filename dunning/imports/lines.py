@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Literal
 
-from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from dunning.gateways.cards import PAN_CANDIDATE, mask_pans
+from dunning.mail.locales import parse_locale
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
@@ -35,11 +35,7 @@ def _currencies() -> frozenset[str]:
 
 @cache
 def _known_locale(tag: str) -> bool:
-    try:
-        Locale.parse(tag.replace("-", "_"))
-    except (UnknownLocaleError, ValueError, TypeError):
-        return False
-    return True
+    return parse_locale(tag) is not None  # "no-NO" too: Norwegian, which Babel calls nb
 
 
 def _utc(value: datetime) -> datetime:

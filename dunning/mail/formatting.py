@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, get_currency_precision
+
+from dunning.mail.locales import parse_locale
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,7 @@ def choose_locale(requested: str | None, available: tuple[str, ...]) -> tuple[st
     ``da_DK`` and ``da-dk`` use the ``da`` templates and Danish formatting; a language with no
     templates falls back to English for both, so an English text never shows foreign dates.
     """
-    text = (requested or "").strip().replace("-", "_")
-    try:
-        parsed = Locale.parse(text) if text else None
-    except (UnknownLocaleError, ValueError, TypeError):
-        parsed = None
+    parsed = parse_locale(requested)
     if parsed is None or parsed.language not in available:
         return DEFAULT_LOCALE, DEFAULT_LOCALE
     return parsed.language, str(parsed)

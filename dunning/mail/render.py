@@ -20,11 +20,14 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    TemplateNotFound,
     select_autoescape,
 )
 
 from dunning.errors import PermanentError
 from dunning.mail.formatting import calendar_day, card_view, choose_locale, day_of, money, zone
+from dunning.mail.locales import LOCALES as LOCALES
+from dunning.mail.text_html import html_parts
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 
@@ -38,7 +41,6 @@ EMAIL_KINDS: tuple[str, ...] = (
     "card_updated",
     "card_expiring",
 )
-LOCALES: tuple[str, ...] = ("en", "da")
 CONTEXT_KEYS: frozenset[str] = frozenset(
     {
         "customer_name",
@@ -194,5 +196,13 @@ def render_email(
     subject = " ".join(str(getattr(text_module, "subject", "")).split())
     if not subject:
         raise EmailContextError(f"template {kind}.{lang}.txt sets no subject")
-    html = env.get_template(f"{kind}.{lang}.html").render(values, subject=subject)
-    return RenderedEmail(subject=subject, text=_tidy(str(text_module)), html=html)
+    text = _tidy(str(text_module))
+    try:
+        page = env.get_template(f"{kind}.{lang}.html")
+    except TemplateNotFound:  # written as text only: its HTML part is made from the text
+        page = env.get_template("from_text.html")
+        values |= {
+            "parts": html_parts(text, values["update_url"], support_email, look.accent_color)
+        }
+    html = page.render(values, subject=subject)
+    return RenderedEmail(subject=subject, text=text, html=html)
