@@ -106,3 +106,12 @@ def test_from_name_and_reply_to_can_be_set_or_left_out(tmp_path: Path) -> None:
 
     assert str(message["From"]) == "billing@example.com"
     assert message["Reply-To"] is None
+
+
+@pytest.mark.parametrize("locale", ["en", "da"])
+def test_card_page_support_address_is_a_mailto_link(named: Web, locale: str) -> None:
+    named.add_customer(locale=locale)
+
+    html = named.client.get(named.link()).text
+
+    assert '<a href="mailto:help@acme.example">help@acme.example</a>' in html
