@@ -17,7 +17,7 @@ import pytest
 
 from tests.services import IN_CI, need
 
-pytestmark = [pytest.mark.bench, pytest.mark.integration]
+pytestmark = [pytest.mark.bench, pytest.mark.integration, pytest.mark.timeout(200)]
 
 REPO = Path(__file__).resolve().parents[2]
 # Not the harness's default database number (14): a full run may be going on at the same time.
