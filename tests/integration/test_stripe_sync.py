@@ -49,7 +49,7 @@ def account(n: int = N) -> StripeAccountDouble:
     d = StripeAccountDouble()
     for i in range(n):
         cus = f"cus_{i:04d}"
-        locales = [["da-DK", "en"], ["fr-FR", "da"], ["fr"]][i % 3]
+        locales = [["da-DK", "en"], ["it-IT", "da"], ["it"]][i % 3]
         d.add_customer(cus, email=f"c{i}@example.com", name=f"Customer {i}",
                        preferred_locales=locales, address={"country": "DK"} if i % 2 else None,
                        metadata={"timezone": "America/New_York"} if i % 4 == 0 else {})  # fmt: skip
@@ -117,7 +117,7 @@ def test_a_sync_stores_every_page_with_real_plans_locales_and_cards(
         f"cus_{N - 50 - 50 * k:04d}" for k in range(4)
     ]  # newest first, each page after the last id of the one before
     assert row(pg_engine, customers, "cus_0003")["locale"] == "da-DK"
-    assert row(pg_engine, customers, "cus_0001")["locale"] == "da"  # fr-FR has no templates
+    assert row(pg_engine, customers, "cus_0001")["locale"] == "da"  # it-IT has no templates
     assert row(pg_engine, customers, "cus_0002")["locale"] == "en"
     assert row(pg_engine, customers, "cus_0004")["timezone"] == "America/New_York"  # metadata
     assert row(pg_engine, customers, "cus_0001")["timezone"] == "Europe/Copenhagen"  # country

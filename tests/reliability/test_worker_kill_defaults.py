@@ -72,7 +72,11 @@ def test_a_worker_killed_mid_burst_has_every_case_finished_within_150_s_on_the_d
     defaults = TimingSettings()
     run = start(pipeline, prefix="d", worker_env=SLOW_CHARGES)
     under_way(run)
-    pipeline.wait(lambda: leased_emails(pipeline), timeout_s=60, what="a batch of emails sending")
+    pipeline.wait(
+        lambda: leased_emails(pipeline) and progress(pipeline)["unresolved_attempts"] > 0,
+        timeout_s=60,
+        what="a batch of emails sending while charges are in flight",
+    )
 
     pipeline.daemons.kill("worker-1")
     run.mark("killed")

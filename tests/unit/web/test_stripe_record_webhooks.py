@@ -41,7 +41,7 @@ def event(
 
 def customer(ref: str = "cus_W1", **changes: Any) -> dict[str, Any]:
     obj = {"id": ref, "object": "customer", "email": "ana@example.com", "name": "Ana Berg",
-           "preferred_locales": ["fr", "da-DK"], "address": {"country": "DK"}, "metadata": {},
+           "preferred_locales": ["it", "da-DK"], "address": {"country": "DK"}, "metadata": {},
            "invoice_settings": {"default_payment_method": None}}  # fmt: skip
     obj.update(changes)
     return obj
@@ -79,7 +79,7 @@ def test_customer_created_then_updated(web: Web) -> None:
     row = web.row(customers, "cus_W1")
     assert (row["email"], row["name"], row["stripe_customer_id"]) == (
         "ana@example.com", "Ana Berg", "cus_W1")  # fmt: skip
-    assert row["locale"] == "da-DK"  # the first preferred locale with templates, not "fr"
+    assert row["locale"] == "da-DK"  # the first preferred locale with templates, not "it"
     assert row["timezone"] == "Europe/Copenhagen"  # DK keeps one local time
 
     changed = customer(email="ana.berg@example.com", preferred_locales=["en-GB"],
