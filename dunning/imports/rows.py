@@ -145,29 +145,47 @@ def _attempt_rows(
     ``first_failed_at``, the others at ``last_attempt_at`` (when the file gives no time, the
     latest it may have been: what the network limits count strictest), the last with the
     decline."""
-    network = card.network if card is not None else "unknown"
-    last_at = inv.last_attempt_at or inv.first_failed_at
+    return imported_attempts(
+        inv.id, customer, (card_id, card.network if card is not None else "unknown"),
+        (inv.amount, inv.currency), inv.attempts, inv.decline,
+        (inv.first_failed_at, inv.last_attempt_at or inv.first_failed_at), now,
+    )  # fmt: skip
+
+
+def imported_attempts(
+    invoice_id: str,
+    customer_id: str,
+    card: tuple[str, str],
+    money: tuple[int, str],
+    attempts: int,
+    decline: Any,
+    times: tuple[datetime, datetime],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """``attempts`` declined charges of an imported invoice as attempt rows: ``card`` is (id,
+    network), ``money`` (amount, currency), ``times`` (the first's time, the later ones'); the
+    last carries ``decline``."""
     out = []
-    for n in range(1, inv.attempts + 1):
-        decline = inv.decline if n == inv.attempts else None
+    for n in range(1, attempts + 1):
+        last = decline if n == attempts else None
         out.append(
             {
-                "idempotency_key": idempotency_key(inv.id, n),
-                "invoice_id": inv.id,
+                "idempotency_key": idempotency_key(invoice_id, n),
+                "invoice_id": invoice_id,
                 "attempt_no": n,
-                "customer_id": customer,
-                "payment_method_id": card_id,
-                "network": network,
-                "amount": inv.amount,
-                "currency": inv.currency,
+                "customer_id": customer_id,
+                "payment_method_id": card[0],
+                "network": card[1],
+                "amount": money[0],
+                "currency": money[1],
                 "initiator": "merchant",
                 "status": "declined",
-                "decline_code": decline.decline_code if decline else None,
-                "network_code": decline.network_code if decline else None,
-                "advice_code": decline.advice_code if decline else None,
-                "network_advice_code": decline.network_advice_code if decline else None,
+                "decline_code": last.decline_code if last else None,
+                "network_code": last.network_code if last else None,
+                "advice_code": last.advice_code if last else None,
+                "network_advice_code": last.network_advice_code if last else None,
                 "reason": IMPORTED,
-                "created_at": inv.first_failed_at if n == 1 else last_at,
+                "created_at": times[0] if n == 1 else times[1],
                 "resolved_at": now,
             }
         )

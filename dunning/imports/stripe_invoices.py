@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from dunning.imports.moves import move_subscriptions
-from dunning.imports.rows import ATTEMPT_FIELDS, AUDIT_FIELDS, IMPORTED
+from dunning.imports.rows import ATTEMPT_FIELDS, AUDIT_FIELDS, imported_attempts
 from dunning.imports.staging import stage
 from dunning.imports.stripe_customers import KindReport
 from dunning.imports.stripe_ids import map_invoices, mapped_invoices, our_customers
@@ -28,7 +28,6 @@ from dunning.imports.writer import INVOICES
 from dunning.model import SubscriptionStatus
 from dunning.ports import Pipeline
 from dunning.services.imported import continue_imported
-from dunning.store.attempts import idempotency_key
 from dunning.store.tables import (
     audit_log,
     invoices,
@@ -87,32 +86,10 @@ def attempt_rows(rec: InvoiceRecord, card: tuple[str, str], now: datetime) -> li
     """The charges Stripe reports as failed, as the pipeline records its own: the first when the
     invoice was finalized, the later ones (Stripe does not say when) as late as they may have
     been, ``now``, which the network limits count strictest; the last with the decline."""
-    decline = rec.decline
-    out = []
-    for n in range(1, rec.attempts + 1):
-        last = decline if n == rec.attempts else None
-        out.append(
-            {
-                "idempotency_key": idempotency_key(rec.ref, n),
-                "invoice_id": rec.ref,
-                "attempt_no": n,
-                "customer_id": rec.customer_ref,
-                "payment_method_id": card[0],
-                "network": card[1],
-                "amount": rec.amount,
-                "currency": rec.currency,
-                "initiator": "merchant",
-                "status": "declined",
-                "decline_code": last.decline_code if last else None,
-                "network_code": last.network_code if last else None,
-                "advice_code": last.advice_code if last else None,
-                "network_advice_code": last.network_advice_code if last else None,
-                "reason": IMPORTED,
-                "created_at": rec.first_failed_at if n == 1 else now,
-                "resolved_at": now,
-            }
-        )
-    return out
+    return imported_attempts(
+        rec.ref, rec.customer_ref, card, (rec.amount, rec.currency), rec.attempts, rec.decline,
+        (rec.first_failed_at, now), now,
+    )  # fmt: skip
 
 
 def _subscriptions(conn: Connection, recs: list[InvoiceRecord]) -> dict[str, tuple[str, Any]]:
