@@ -48,17 +48,10 @@ def insert_card(
     )
 
 
-def ensure_subscription(
-    conn: Connection, event: ev.PaymentFailed | ev.ActionRequired, now: datetime
-) -> None:
-    """Create the customer, card and subscription an event names when they are new to us,
-    in the caller's transaction."""
-    assert event.subscription_ref is not None
-    if rows.find(conn, subscriptions, event.subscription_ref) is not None:
-        return
+def _owner(conn: Connection, event: ev.PaymentFailed | ev.ActionRequired) -> str:
+    """Our id of the customer the event's subscription belongs to; ``NotFound`` when the
+    event does not say whose it is and we do not know the customer."""
     info = getattr(event, "customer", None)
-    billing = event.billing
-    card = getattr(event, "card", None)
     customer_ref = event.customer_ref or (info.ref if info else None)
     if customer_ref is not None and event.provider == "stripe":
         customer_ref = our_customer(conn, customer_ref) or customer_ref  # mapped to ours
@@ -69,6 +62,13 @@ def ensure_subscription(
             f"subscription {event.subscription_ref!r} is unknown and the event "
             "does not say whose it is"
         )
+    return customer_ref
+
+
+def _insert_customer(
+    conn: Connection, customer_ref: str, event: ev.PaymentFailed | ev.ActionRequired, now: datetime
+) -> None:
+    info, billing = getattr(event, "customer", None), event.billing
     insert_ignore(
         conn,
         customers,
@@ -86,21 +86,40 @@ def ensure_subscription(
         ],
         conflict=["id"],
     )
-    card_id = None
-    if card is not None and card.ref and card.last4:
-        has_default = (
-            conn.execute(
-                select(payment_methods.c.id).where(
-                    payment_methods.c.customer_id == customer_ref,
-                    payment_methods.c.is_default.is_(True),
-                )
-            ).first()
-            is not None
-        )
-        insert_card(
-            conn, card.ref, customer_ref, card, event.provider, now, default=not has_default
-        )
-        card_id = card.ref
+
+
+def _insert_event_card(
+    conn: Connection, customer_ref: str, event: ev.PaymentFailed | ev.ActionRequired, now: datetime
+) -> str | None:
+    """The event's card, saved (the customer's default when they have none); its id."""
+    card = getattr(event, "card", None)
+    if card is None or not card.ref or not card.last4:
+        return None
+    has_default = (
+        conn.execute(
+            select(payment_methods.c.id).where(
+                payment_methods.c.customer_id == customer_ref,
+                payment_methods.c.is_default.is_(True),
+            )
+        ).first()
+        is not None
+    )
+    insert_card(conn, card.ref, customer_ref, card, event.provider, now, default=not has_default)
+    return str(card.ref)
+
+
+def ensure_subscription(
+    conn: Connection, event: ev.PaymentFailed | ev.ActionRequired, now: datetime
+) -> None:
+    """Create the customer, card and subscription an event names when they are new to us,
+    in the caller's transaction."""
+    assert event.subscription_ref is not None
+    if rows.find(conn, subscriptions, event.subscription_ref) is not None:
+        return
+    customer_ref = _owner(conn, event)
+    _insert_customer(conn, customer_ref, event, now)
+    card_id = _insert_event_card(conn, customer_ref, event, now)
+    billing = event.billing
     insert_ignore(
         conn,
         subscriptions,
