@@ -129,12 +129,16 @@ INSERT INTO notifications (dedup_key, kind, customer_id, invoice_id, to_addr, cc
 SELECT %(kind)s || ':' || inv.id, %(kind)s, cu.id, inv.id, cu.email, cu.billing_emails,
        cu.locale,
        json_build_object(
-           'customer_name', cu.name, 'timezone', cu.timezone, 'plan', 'pro-monthly',
+           'customer_name', cu.name, 'timezone', cu.timezone, 'plan', 'Pro Monthly',
            'amount', inv.amount, 'currency', inv.currency,
            'card', json_build_object('network', pm.network, 'last4', pm.last4,
                                      'exp_month', pm.exp_month, 'exp_year', pm.exp_year),
            'new_card', NULL,
-           'update_url', %(base)s || md5(inv.id) || md5(cu.id) || md5(pm.id),
+           -- what rebuilds the signed link at sending, as notify.link_for stores it
+           'update_link', json_build_object('purpose', 'update_card',
+                                            'generation', cu.card_generation,
+                                            'expires_at', %(link_expires)s::bigint),
+           'update_url', NULL,
            'next_attempt_at', to_char(inv.next_attempt_at AT TIME ZONE 'UTC',
                                       'YYYY-MM-DD"T"HH24:MI:SS+00:00'),
            'suspend_at', to_char(%(suspend_at)s::timestamptz AT TIME ZONE 'UTC',
@@ -155,7 +159,7 @@ def queue_outbox(url: str, *, now: datetime, kind: str = "payment_failed") -> in
     would store; returns how many rows were queued."""
     params = {
         "kind": kind,
-        "base": "http://127.0.0.1:8000/update/",
+        "link_expires": int((now + timedelta(days=14)).timestamp()),
         "suspend_at": now + timedelta(days=13),
         "not_before": now - timedelta(minutes=1),
     }

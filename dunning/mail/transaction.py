@@ -5,19 +5,34 @@ the line endings twice (once to count the SIZE, once to send); for the outbox's 
 emails a second that was a tenth of a worker's CPU. :func:`compose` already wrote plain ASCII
 addresses and CRLF line endings, so this sends MAIL, RCPT and DATA itself, with the same
 replies, errors and envelope reset as ``sendmail``. Anything else goes through ``sendmail``.
+
+The message's bytes go after ``DATA`` as they are, dot-stuffed with one ``bytes.replace``:
+aiosmtplib's ``SMTP.data`` would rewrite every line ending with a regular expression and
+dot-stuff with another, which for bytes :func:`compose` wrote with CRLF line endings only
+changes nothing but the CPU spent.
+
+Each reply is awaited within the client's timeout, as aiosmtplib's own commands are, but
+under one ``asyncio.timeout`` moved forward before each command: aiosmtplib's per-reply
+``asyncio.wait_for`` adds a future, a timer and two turns of the event loop to every reply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiosmtplib
 from aiosmtplib import (
+    SMTPDataError,
+    SMTPReadTimeoutError,
     SMTPRecipientRefused,
     SMTPRecipientsRefused,
     SMTPResponse,
     SMTPResponseException,
     SMTPSenderRefused,
+    SMTPServerDisconnected,
 )
 
 from dunning.mail.compose import OutgoingEmail
@@ -25,6 +40,7 @@ from dunning.mail.compose import OutgoingEmail
 # What may stand between the angle brackets of MAIL FROM / RCPT TO without quoting.
 _PLAIN = re.compile(r"[!-;=?-~]+")  # printable ASCII without space, "<" and ">"
 _ACCEPTED = (250, 251)
+_START_INPUT, _COMPLETED = 354, 250
 
 
 def _plain(message: OutgoingEmail) -> bool:
@@ -44,7 +60,8 @@ async def transact(client: aiosmtplib.SMTP, message: OutgoingEmail) -> dict[str,
         await client.ehlo()
     options = [f"SIZE={len(message.data)}".encode()] if client.supports_extension("size") else []
     try:
-        return await _envelope_and_data(client, message, options)
+        async with _replies(client) as ask:
+            return await _envelope_and_data(ask, message, options)
     except (SMTPResponseException, SMTPRecipientsRefused):
         try:  # leave the connection ready for the next transaction, as sendmail does
             await client.rset()
@@ -53,18 +70,75 @@ async def transact(client: aiosmtplib.SMTP, message: OutgoingEmail) -> dict[str,
         raise
 
 
+class _Ask:
+    """Commands on ``client``, each answered within its timeout or the deadline ends."""
+
+    def __init__(self, client: aiosmtplib.SMTP, deadline: asyncio.Timeout) -> None:
+        self.client = client
+        self._deadline = deadline
+        self._loop = asyncio.get_running_loop()
+
+    def _next_deadline(self) -> None:
+        timeout = self.client.timeout
+        self._deadline.reschedule(None if timeout is None else self._loop.time() + timeout)
+
+    async def command(self, *args: bytes) -> SMTPResponse:
+        self._next_deadline()
+        return await self.client.execute_command(*args, timeout=None)
+
+    async def content(self, data: bytes) -> SMTPResponse:
+        """The message after a 354: written as it is and answered."""
+        protocol = self.client.protocol
+        if protocol is None:
+            raise SMTPServerDisconnected("Connection lost")
+        self._next_deadline()
+        protocol.write(dot_stuffed(data))
+        return await protocol.read_response(timeout=None)
+
+
+@asynccontextmanager
+async def _replies(client: aiosmtplib.SMTP) -> AsyncIterator[_Ask]:
+    """A transaction's commands; a reply that does not come in time, or a lost connection,
+    closes the client (the session's state is unknown), as aiosmtplib's commands do."""
+    try:
+        async with asyncio.timeout(None) as deadline:
+            yield _Ask(client, deadline)
+    except TimeoutError as exc:
+        client.close()
+        raise SMTPReadTimeoutError("Timed out waiting for server response") from exc
+    except SMTPServerDisconnected:
+        client.close()
+        raise
+
+
 async def _envelope_and_data(
-    client: aiosmtplib.SMTP, message: OutgoingEmail, options: list[bytes]
+    ask: _Ask, message: OutgoingEmail, options: list[bytes]
 ) -> dict[str, SMTPResponse]:
-    reply = await client.execute_command(b"MAIL", f"FROM:<{message.sender}>".encode(), *options)
+    reply = await ask.command(b"MAIL", f"FROM:<{message.sender}>".encode(), *options)
     if reply.code != 250:
         raise SMTPSenderRefused(reply.code, reply.message, message.sender)
     refused: list[SMTPRecipientRefused] = []
     for recipient in message.recipients:
-        reply = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
+        reply = await ask.command(b"RCPT", f"TO:<{recipient}>".encode())
         if reply.code not in _ACCEPTED:
             refused.append(SMTPRecipientRefused(reply.code, reply.message, recipient))
     if len(refused) == len(message.recipients):
         raise SMTPRecipientsRefused(refused)
-    await client.data(message.data)
+    reply = await ask.command(b"DATA")
+    if reply.code != _START_INPUT:
+        raise SMTPDataError(reply.code, reply.message)
+    reply = await ask.content(message.data)
+    if reply.code != _COMPLETED:
+        raise SMTPDataError(reply.code, reply.message)
     return {r.recipient: SMTPResponse(r.code, r.message) for r in refused}
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """``data`` (CRLF line endings only) as the DATA command carries it: a line that starts
+    with a dot gets a second one, and the end-of-data line follows (RFC 5321, 4.5.2)."""
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"

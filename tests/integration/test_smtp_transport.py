@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
@@ -19,7 +21,7 @@ from config.settings import SmtpSettings, SmtpTls
 from dunning.errors import MailPermanent, MailTransient, MailUnavailable
 from dunning.mail.compose import OutgoingEmail, compose
 from dunning.mail.message import build_message, message_id_for
-from dunning.mail.render import render_email
+from dunning.mail.render import RenderedEmail, render_email
 from dunning.mail.samples import sample_context
 from dunning.mail.smtp import SmtpTransport
 from tests.services import free_port
@@ -33,11 +35,14 @@ class Sink:
     def __init__(self) -> None:
         self.received: list[tuple[tuple[str, int], list[str], bytes]] = []
         self.drop_next_mail: str | None = None  # "silent" or "421"
+        self.stall: str | None = None  # "MAIL" or "DATA": answer that command only after 3 s
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         mode, self.drop_next_mail = self.drop_next_mail, None
+        if self.stall == "MAIL":
+            await asyncio.sleep(3)
         if mode == "silent":
             server.transport.abort()  # gone without a word, as a NAT or idle reaper does
             return "250 OK"
@@ -57,6 +62,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.stall == "DATA":
+            await asyncio.sleep(3)
         if b"SPAM" in envelope.content:
             return "554 5.7.1 message looks like spam"
         self.received.append((session.peer, list(envelope.rcpt_tos), envelope.content))
@@ -213,6 +220,48 @@ def test_connection_dropped_while_idle_is_reopened_and_the_message_resent(
         message(2)["Message-ID"],
     ]
     assert sink.received[0][0] != sink.received[1][0]
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "DATA"])
+def test_a_reply_that_does_not_come_in_time_drops_the_connection_and_the_next_send_reconnects(
+    stage: str, server: Controller, sink: Sink, port: int
+) -> None:
+    t = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, timeout_s=1), local_hostname="t")
+    try:
+        t.send(message(1, form="composed"))
+        sink.stall = stage
+        started = time.monotonic()
+        with pytest.raises(MailUnavailable, match="unreachable"):
+            t.send(message(2, form="composed"))
+        waited = time.monotonic() - started
+        assert 0.9 < waited < 2.5  # one timeout, not the server's 3 s
+        sink.stall = None
+        t.send(message(3, form="composed"))
+        assert t.connections_opened == 2
+    finally:
+        t.close()
+
+
+def test_lines_that_start_with_a_dot_arrive_intact(
+    server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    text = ".hidden\n.\n..two dots\nend.\n"
+    rendered = RenderedEmail(subject="dots", text=text, html="<p>.</p>\n.<br>\n")
+    composed = compose(
+        rendered,
+        mail_from="billing@acme.test",
+        to="ana@example.com",
+        cc=[],
+        message_id=message_id_for("dots", "billing@acme.test"),
+    )
+    assert composed.message is None  # the transport's own DATA, not aiosmtplib's
+    transport.send(composed)
+    parsed = email.message_from_bytes(sink.received[0][2], policy=policy.default)
+    plain, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
 
 
 def test_send_after_close_is_transient(server: Controller, transport: SmtpTransport) -> None:

@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dunning.mail.compose import OutgoingEmail, compose, outgoing
 from dunning.mail.message import BadMessage, build_message
 from dunning.mail.render import RenderedEmail
+from dunning.mail.transaction import dot_stuffed
 
 WHEN = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 HEADERS = ("Subject", "From", "To", "Cc", "Date", "Message-ID", "Auto-Submitted", "X-Dedup")
@@ -137,3 +139,16 @@ def test_any_content_reads_back_as_build_message_builds_it(
     composed, built = both(RenderedEmail(subject, text, html), cc=["cfo@example.com"])
     assert composed.message is None
     assert_same(composed, built)
+
+
+@settings(max_examples=150, deadline=None)
+@given(subject=subjects, text=bodies, html=bodies)
+def test_the_data_the_transport_sends_is_what_aiosmtplib_would_send(
+    subject: str, text: str, html: str
+) -> None:
+    """The transport dot-stuffs composed bytes with one replace; aiosmtplib's DATA rewrites
+    line endings and dot-stuffs with regular expressions. For composed bytes both agree."""
+    composed, _ = both(RenderedEmail(subject, "." + text, "\n." + html))
+    assert composed.message is None
+    theirs = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(composed.data)) + b".\r\n"
+    assert dot_stuffed(composed.data) == theirs
