@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from config.settings import SmtpSettings, SmtpTls
 from dunning.errors import MailPermanent, MailTransient, MailUnavailable
+from dunning.mail import transaction
 from dunning.mail.compose import OutgoingEmail, compose
 from dunning.mail.message import build_message, message_id_for
 from dunning.mail.render import RenderedEmail, render_email
@@ -30,17 +31,29 @@ pytestmark = pytest.mark.integration
 
 
 class Sink:
-    """Accepts mail, refuses ``nobody@``, rejects subjects with SPAM, drops when told."""
+    """Accepts mail, refuses ``nobody@`` recipients and ``blocked@`` senders, rejects subjects
+    with SPAM, drops when told; offers PIPELINING when ``pipelining``."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipelining: bool = False) -> None:
+        self.pipelining = pipelining
         self.received: list[tuple[tuple[str, int], list[str], bytes]] = []
         self.drop_next_mail: str | None = None  # "silent" or "421"
         self.stall: str | None = None  # "MAIL" or "DATA": answer that command only after 3 s
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if not self.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         mode, self.drop_next_mail = self.drop_next_mail, None
+        if address.startswith("blocked@"):
+            return "550 5.7.1 sender blocked"
         if self.stall == "MAIL":
             await asyncio.sleep(3)
         if mode == "silent":
@@ -75,9 +88,10 @@ def port() -> int:
     return free_port()
 
 
-@pytest.fixture
-def sink() -> Sink:
-    return Sink()
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def sink(request: pytest.FixtureRequest) -> Sink:
+    """Every test runs against a server without and with PIPELINING (RFC 2920)."""
+    return Sink(pipelining=request.param)
 
 
 @pytest.fixture
@@ -105,6 +119,7 @@ def message(
     cc: tuple[str, ...] = (),
     subject: str = "",
     form: str = "built",
+    sender: str = "billing@acme.test",
 ) -> Any:
     """The message the email package builds, or (``form="composed"``) the bytes the outbox
     composes, which go out through the transport's own SMTP transaction."""
@@ -117,7 +132,7 @@ def message(
     build = compose if form == "composed" else build_message
     return build(
         rendered,
-        mail_from="billing@acme.test",
+        mail_from=sender,
         to=to,
         cc=list(cc),
         message_id=message_id_for(f"{kind}:inv_{n}", "billing@acme.test"),
@@ -163,6 +178,49 @@ def test_every_recipient_refused_is_permanent(
 ) -> None:
     with pytest.raises(MailPermanent, match="550"):
         transport.send(message(1, to="nobody@example.com", form=form))
+
+
+@FORMS
+def test_every_recipient_refused_leaves_the_connection_ready_for_the_next_message(
+    form: str, server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    with pytest.raises(MailPermanent, match="550"):
+        transport.send(message(1, to="nobody@example.com", cc=("nobody@acme.test",), form=form))
+    assert transport.send(message(2, form=form)).refused == {}
+    assert [rcpts for _, rcpts, _ in sink.received] == [["ana@example.com"]]
+    assert transport.connections_opened == 1
+
+
+@FORMS
+def test_a_refused_sender_is_permanent_and_the_connection_stays_usable(
+    form: str, server: Controller, sink: Sink, transport: SmtpTransport
+) -> None:
+    with pytest.raises(MailPermanent, match="sender blocked"):
+        transport.send(message(1, sender="blocked@acme.test", form=form))
+    transport.send(message(2, form=form))
+    assert len(sink.received) == 1
+    assert transport.connections_opened == 1
+
+
+def test_composed_messages_are_pipelined_when_the_server_offers_it(
+    server: Controller, sink: Sink, transport: SmtpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[list[bytes]] = []
+    original = transaction._Ask.group
+
+    async def group(self: Any, commands: list[bytes]) -> Any:
+        groups.append(commands)
+        return await original(self, commands)
+
+    monkeypatch.setattr(transaction._Ask, "group", group)
+    for n in range(3):
+        assert transport.send(message(n, cc=("books@example.com",), form="composed")).refused == {}
+    assert len(sink.received) == 3
+    if sink.pipelining:
+        assert [c.split(b" ")[0] for c in groups[0]] == [b"MAIL", b"RCPT", b"RCPT", b"DATA"]
+        assert len(groups) == 3
+    else:
+        assert groups == []
 
 
 @FORMS
