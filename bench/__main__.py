@@ -1,8 +1,9 @@
-"""``python -m bench [--quick] [--only NAME ...] [--out bench/results/latest.json]``.
+"""``python -m bench [--quick] [--only NAME ...] [--repeat N] [--out bench/results/latest.json]``.
 
 Runs each figure against real PostgreSQL, Redis, smtp-sink and ``dramatiq`` worker processes,
 prints the table and writes the results (each figure, its baseline, the ratio, the machine, the
 date). ``--quick`` uses tiny sizes: it checks that the harness works, not the timings.
+``--repeat N`` measures each figure N times in a row and keeps every run (``details.run``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the harness")
     parser.add_argument("--only", nargs="+", choices=sorted(FIGURES), metavar="NAME",
                         help="measure only these figures: " + ", ".join(FIGURES))  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="measure each figure N times; every run is kept")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json")
     parser.add_argument("--pg-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
     parser.add_argument("--redis-url", default=REDIS_URL, help="Redis URL with a DB number "
@@ -63,6 +66,11 @@ def modules(names: list[str]) -> list[str]:
         if name in names and module not in out:
             out.append(module)
     return out
+
+
+def _turns(names: list[str], repeat: int) -> list[tuple[str, int]]:
+    """Each module ``repeat`` times in a row, with the run's number."""
+    return [(name, turn) for name in names for turn in range(1, max(repeat, 1) + 1)]
 
 
 def _stop(signum: int, _frame: object) -> None:
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Figure] = []
     failures = 0
     with tempfile.TemporaryDirectory(prefix="dunning-bench-") as tmp:
-        for module_name in modules(wanted):
+        for module_name, turn in _turns(modules(wanted), args.repeat):
             run = Run(quick=args.quick, pg_admin_url=args.pg_url, redis_url=args.redis_url,
                       workdir=Path(tmp), log=_log)  # fmt: skip
             _log(f"== {module_name} (load {load_avg()})")
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                     if FIGURES[n] == module_name
                 ]
             for f in figures:
+                if args.repeat > 1:
+                    f.details["run"] = turn
                 f.details.setdefault("load_avg_after", load_avg())
                 f.details.setdefault("seconds", round(time.monotonic() - t0, 1))
             results += [f for f in figures if f.name in wanted]
