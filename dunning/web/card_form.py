@@ -4,17 +4,23 @@ Sandbox mode: the card number is tokenized at once and dropped; the CVC is check
 and dropped (the sandbox has no use for it, and nothing here may store or log it). Stripe mode:
 Stripe.js collected the card, so only a ``payment_method`` id arrives; its brand, last4 and
 expiry are read from Stripe, never taken from the browser.
+
+Every field is checked before the form is refused, so the page can mark each wrong input at
+once. What the page shows again after an error (:class:`Entered`) is the expiry and the choice
+to remove the old card, never the card number or the CVC.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from dunning.errors import PermanentError
 from dunning.gateways.base import CardToken, Decline
+from dunning.gateways.cards import luhn_ok
 from dunning.gateways.sandbox import CardRefused, SandboxGateway
 from dunning.gateways.stripe import StripeError, StripeGateway
 
@@ -24,11 +30,22 @@ _PM = re.compile(r"pm_[A-Za-z0-9_]{1,100}")
 
 
 class FormError(PermanentError):
-    """The form cannot be used; ``key`` names the message the page shows."""
+    """The form cannot be used; ``key`` names the message above the form, ``fields`` the
+    message of each input that is wrong (input name -> message key)."""
 
-    def __init__(self, key: str) -> None:
-        super().__init__(f"card form refused: {key}")
+    def __init__(self, key: str, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"card form refused: {key} {sorted(fields or {})}")
         self.key = key
+        self.fields = dict(fields or {})
+
+
+@dataclass(frozen=True)
+class Entered:
+    """What the form shows again after an error: the expiry and the choice, as entered."""
+
+    exp_month: str = ""
+    exp_year: str = ""
+    remove_old: bool = False
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:
@@ -36,34 +53,59 @@ def _text(form: Mapping[str, Any], name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _expiry(form: Mapping[str, Any], now: datetime) -> tuple[int, int]:
-    month_text, year_text = _text(form, "exp_month"), _text(form, "exp_year")
-    if not (month_text.isdigit() and year_text.isdigit()) or len(year_text) not in (2, 4):
-        raise FormError("err_expiry")
-    month, year = int(month_text), int(year_text)
-    if len(year_text) == 2:
-        year += 2000
-    if not 1 <= month <= 12 or not 2000 <= year <= 2100:
-        raise FormError("err_expiry")
-    if (year, month) < (now.year, now.month):
-        raise FormError("err_expired")
-    return month, year
+def entered(form: Mapping[str, Any]) -> Entered:
+    """The fields that may be shown again, cut to their inputs' lengths."""
+    return Entered(
+        _text(form, "exp_month")[:2],
+        _text(form, "exp_year")[:4],
+        form.get("remove_old") is not None,
+    )
+
+
+def _month(text: str) -> int | None:
+    month = int(text) if text.isdigit() and len(text) <= 2 else 0
+    return month if 1 <= month <= 12 else None
+
+
+def _year(text: str) -> int | None:
+    if not text.isdigit() or len(text) not in (2, 4):
+        return None
+    year = int(text) + (2000 if len(text) == 2 else 0)
+    return year if 2000 <= year <= 2100 else None
+
+
+def expiry_errors(form: Mapping[str, Any], now: datetime) -> dict[str, str]:
+    """The expiry inputs that are wrong, with their message keys; ``{}`` when both are right.
+    An expired card is the year's fault, or the month's within the current year."""
+    month, year = _month(_text(form, "exp_month")), _year(_text(form, "exp_year"))
+    errors = {}
+    if month is None:
+        errors["exp_month"] = "err_exp_month"
+    if year is None:
+        errors["exp_year"] = "err_exp_year"
+    if month is not None and year is not None and (year, month) < (now.year, now.month):
+        errors["exp_year" if year < now.year else "exp_month"] = "err_expired"
+    return errors
 
 
 def sandbox_card(gateway: Any, form: Mapping[str, Any], now: datetime) -> CardToken:
-    """Validate the fields and tokenize the number with the sandbox gateway."""
+    """Validate every field and tokenize the number with the sandbox gateway."""
     if not isinstance(gateway, SandboxGateway):
         raise FormError("err_unavailable")
     number = _text(form, "card_number")
-    if not _NUMBER.fullmatch(number):
-        raise FormError("err_number")
-    month, year = _expiry(form, now)
+    digits = "".join(c for c in number if c.isdigit())
+    well_formed = _NUMBER.fullmatch(number) and luhn_ok(digits)
+    errors = {} if well_formed else {"card_number": "err_number"}
+    errors |= expiry_errors(form, now)
     if not _CVC.fullmatch(_text(form, "cvc")):
-        raise FormError("err_cvc")
+        errors["cvc"] = "err_cvc"
+    month, year = _month(_text(form, "exp_month")), _year(_text(form, "exp_year"))
+    if errors or month is None or year is None:
+        raise FormError("errors_summary", errors)
     try:
         return gateway.tokenize(number, month, year)
     except CardRefused:
-        raise FormError("err_number") from None
+        raise FormError("errors_summary", {"card_number": "err_number"}) from None
 
 
 def stripe_card(gateway: Any, form: Mapping[str, Any], now: datetime) -> CardToken:

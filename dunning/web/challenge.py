@@ -13,10 +13,14 @@ import hashlib
 import hmac
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
 
 from dunning.gateways.base import CardToken
+from dunning.gateways.sandbox import SandboxGateway
+from dunning.gateways.stripe import StripeGateway
 
 MAX_AGE = timedelta(minutes=15)
 _DOMAIN = b"dunning-challenge:"
@@ -82,3 +86,23 @@ def unseal(
     if not 0 <= now.timestamp() - at <= MAX_AGE.total_seconds():
         raise ValueError("challenge has expired")
     return card, remove_old, intent
+
+
+async def authenticated(
+    gateway: Any, card: CardToken, intent: str | None, result: Any
+) -> CardToken:
+    """The card once its challenge is done; ``ValueError`` when it is not. On Stripe the
+    SetupIntent is read back from Stripe: what the page says happened does not count."""
+    if isinstance(gateway, StripeGateway):
+        if intent is None:
+            raise ValueError("the challenge names no setup intent")
+        verdict = await run_in_threadpool(lambda: gateway.setup_result(intent, token=card.token))
+        if not verdict.ok:
+            code = verdict.decline.decline_code if verdict.decline else "not confirmed"
+            raise ValueError(f"3-D Secure not completed ({code})")
+        return card
+    if result != "approve":
+        raise ValueError("the customer cancelled the challenge")
+    if not isinstance(gateway, SandboxGateway):
+        raise ValueError("this gateway has no challenge step on this page")
+    return gateway.complete_challenge(card)

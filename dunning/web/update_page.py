@@ -29,15 +29,29 @@ from starlette.routing import Route
 from dunning.bootstrap import Container
 from dunning.errors import GatewayUnavailable, NotFound
 from dunning.gateways.base import CardToken
-from dunning.gateways.sandbox import CardRefused, SandboxGateway
+from dunning.gateways.sandbox import CardRefused
 from dunning.gateways.stripe import StripeError, StripeGateway
 from dunning.services.cards import CardDeclined, ReplaceResult, pay_open_invoices, replace_card
 from dunning.web import challenge, csrf
 from dunning.web.account import Account, LinkGone, chargeable_card, open_link
-from dunning.web.card_form import FormError, decline_message, sandbox_card, stripe_card
+from dunning.web.card_form import (
+    Entered,
+    FormError,
+    decline_message,
+    entered,
+    sandbox_card,
+    stripe_card,
+)
 from dunning.web.client_address import client_address
 from dunning.web.form_body import FormRefused, read_form
 from dunning.web.ratelimit import AttemptLimits
+from dunning.web.receipt import (
+    done_url,
+    paid_amounts,
+    reactivate_outcome,
+    read_paid,
+    replace_outcome,
+)
 from dunning.web.views import View
 
 log = logging.getLogger(__name__)
@@ -48,25 +62,6 @@ ACTIONS = Counter(
     ["action", "result"],
 )
 MAX_FIELDS = 20
-
-
-def replace_outcome(result: ReplaceResult) -> str:
-    """What the result page says after a card change."""
-    statuses = set(result.charged.values())
-    if not statuses:
-        return "saved"
-    if statuses == {"succeeded"}:
-        return "paid"
-    return "charge_declined" if "declined" in statuses else "pending"
-
-
-def reactivate_outcome(result: ReplaceResult) -> str:
-    statuses = set(result.charged.values())
-    if not statuses:
-        return "nothing_due"
-    if statuses == {"succeeded"}:
-        return "reactivated"
-    return "reactivate_declined" if "declined" in statuses else "pending"
 
 
 class UpdatePage:
@@ -98,7 +93,11 @@ class UpdatePage:
             account = await run_in_threadpool(open_link, self.c, token, now, current=False)
         except LinkGone as exc:
             return self.view.gone(exc)
-        return self.view.done(account, token, request.query_params.get("outcome", ""))
+        query = request.query_params
+        outcome = query.get("outcome", "")
+        secret = self.c.settings.link_secret
+        paid = read_paid(secret, token, outcome, query.get("paid", ""), query.get("sig", ""))
+        return self.view.done(account, token, outcome, paid)
 
     # -- POST ---------------------------------------------------------------------------------
     async def _guard(
@@ -150,7 +149,7 @@ class UpdatePage:
             return guarded
         account, form, now = guarded
         token, value = request.path_params["token"], str(form.get(csrf.FIELD))
-        remove_old = form.get("remove_old") is not None
+        kept = entered(form)
         try:
             if self.c.settings.gateway == "stripe":
                 card = await run_in_threadpool(stripe_card, self.c.gateway, form, now)
@@ -159,7 +158,9 @@ class UpdatePage:
         except FormError as exc:
             # Caught before any gateway call: not counted against the customer.
             ACTIONS.labels("update", "invalid").inc()
-            return self.view.form(account, token, value, error=exc.key, status=422)
+            return self.view.form(
+                account, token, value, error=exc.key, fields=exc.fields, entered=kept, status=422
+            )
         except GatewayUnavailable as exc:
             ACTIONS.labels("update", "unavailable").inc()
             log.warning("card details for customer %s: %s", account.customer_id, exc)
@@ -170,7 +171,7 @@ class UpdatePage:
             del form
         if not await self._take(request, account, now):
             return self._rate_limited(account, "update")
-        return await self._replace(account, token, value, card, remove_old, now)
+        return await self._replace(account, token, value, card, kept.remove_old, now)
 
     async def authenticate(self, request: Request) -> Response:
         guarded = await self._guard(request, "authenticate")
@@ -183,7 +184,7 @@ class UpdatePage:
             card, remove_old, intent = challenge.unseal(
                 self.c.settings.link_secret, token, sealed if isinstance(sealed, str) else "", now
             )
-            card = await self._authenticated(card, intent, form.get("result"))
+            card = await challenge.authenticated(self.c.gateway, card, intent, form.get("result"))
         except (ValueError, CardRefused, StripeError) as exc:
             log.info("card challenge for customer %s not completed: %s", account.customer_id, exc)
             ACTIONS.labels("authenticate", "failed").inc()
@@ -196,26 +197,6 @@ class UpdatePage:
             return self._rate_limited(account, "authenticate")
         verified = isinstance(self.c.gateway, StripeGateway)
         return await self._replace(account, token, value, card, remove_old, now, verified)
-
-    async def _authenticated(self, card: CardToken, intent: str | None, result: Any) -> CardToken:
-        """The card once its challenge is done; ``ValueError`` when it is not. On Stripe the
-        SetupIntent is read back from Stripe: what the page says happened does not count."""
-        gateway = self.c.gateway
-        if isinstance(gateway, StripeGateway):
-            if intent is None:
-                raise ValueError("the challenge names no setup intent")
-            verdict = await run_in_threadpool(
-                lambda: gateway.setup_result(intent, token=card.token)
-            )
-            if not verdict.ok:
-                code = verdict.decline.decline_code if verdict.decline else "not confirmed"
-                raise ValueError(f"3-D Secure not completed ({code})")
-            return card
-        if result != "approve":
-            raise ValueError("the customer cancelled the challenge")
-        if not isinstance(gateway, SandboxGateway):
-            raise ValueError("this gateway has no challenge step on this page")
-        return gateway.complete_challenge(card)
 
     async def _replace(
         self,
@@ -248,7 +229,8 @@ class UpdatePage:
             ACTIONS.labels("update", "declined").inc()
             again = await run_in_threadpool(self.limits.declined_before, customer_id, now)
             message = "err_declined" if again else decline_message(exc.decline)
-            return self.view.form(account, token, value, error=message, status=422)
+            kept = Entered(f"{card.exp_month:02d}", str(card.exp_year), remove_old)
+            return self.view.form(account, token, value, error=message, entered=kept, status=422)
         except GatewayUnavailable as exc:
             ACTIONS.labels("update", "unavailable").inc()
             log.warning("card verification for customer %s: %s", customer_id, exc)
@@ -258,7 +240,13 @@ class UpdatePage:
         outcome = replace_outcome(result)
         ACTIONS.labels("update", outcome).inc()
         log.info("card updated for customer %s: %s", customer_id, outcome)
-        return RedirectResponse(f"/update/{token}/done?outcome={outcome}", status_code=303)
+        return await self._done(token, outcome, result)
+
+    async def _done(self, token: str, outcome: str, result: ReplaceResult) -> Response:
+        """303 to the result page, which shows what was charged (signed in the address)."""
+        paid = await run_in_threadpool(paid_amounts, self.c, result)
+        url = done_url(self.c.settings.link_secret, token, outcome, paid)
+        return RedirectResponse(url, status_code=303)
 
     async def reactivate(self, request: Request) -> Response:
         guarded = await self._guard(request, "reactivate")
@@ -283,7 +271,7 @@ class UpdatePage:
         outcome = reactivate_outcome(result)
         ACTIONS.labels("reactivate", outcome).inc()
         log.info("reactivation for customer %s: %s", account.customer_id, outcome)
-        return RedirectResponse(f"/update/{token}/done?outcome={outcome}", status_code=303)
+        return await self._done(token, outcome, result)
 
 
 def routes(c: Container, limits: AttemptLimits) -> list[Any]:

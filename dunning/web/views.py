@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import HTMLResponse, Response
@@ -9,8 +10,10 @@ from starlette.responses import HTMLResponse, Response
 from dunning.bootstrap import Container
 from dunning.gateways.base import CardToken
 from dunning.mail.formatting import card_view, zone
+from dunning.services.notify import plan_name
 from dunning.web import csrf
 from dunning.web.account import Account, LinkGone
+from dunning.web.card_form import Entered
 from dunning.web.i18n import Lang
 from dunning.web.render import page
 
@@ -30,6 +33,7 @@ COOKIE_MAX_AGE_S = 3600
 
 class View:
     def __init__(self, c: Container) -> None:
+        self.c = c
         self.settings = c.settings
 
     @property
@@ -59,7 +63,7 @@ class View:
             if view
             else None
         )
-        due = " + ".join(lang.money(amount, currency) for amount, currency in account.due)
+        due = lang.amounts(account.due)
         if account.owes:
             key = "next_due_suspended" if account.suspended else "next_due"
             next_text = t[key].format(amount=due)
@@ -70,12 +74,16 @@ class View:
             next_text = t["next_later_nodate"]
         return {
             "name": account.customer["name"] or account.customer["email"],
-            "plan": sub["plan"],
+            "title": t["title_reactivate"] if account.suspended else t["title"],
+            "plan": plan_name(self.c, sub["plan"]),
             "status_label": t.get("status_" + str(sub["status"]), str(sub["status"])),
             "due": due or t["nothing_due"],
             "card_line": card_line,
             "next_text": next_text,
             "suspended": account.suspended,
+            # A charge follows the new card: the button names it, and no note says otherwise.
+            "submit_text": t["submit_pay"].format(amount=due) if account.owes else t["submit"],
+            "charge_note": t["charge_note"].format(amount=due) if account.owes else None,
         }
 
     def form(
@@ -85,10 +93,14 @@ class View:
         csrf_value: str,
         *,
         error: str | None = None,
+        fields: Mapping[str, str] | None = None,
+        entered: Entered | None = None,
         status: int = 200,
     ) -> HTMLResponse:
-        """The page with the form; ``error`` is a message key shown above it."""
+        """The page with the form; ``error`` is a message key shown above it, ``fields`` the
+        message key of each wrong input (shown beside it), ``entered`` what to fill in again."""
         lang = Lang(account.locale)
+        errors = {name: lang.t[key] for name, key in (fields or {}).items()}
         return page(
             "update.html",
             status,
@@ -99,6 +111,8 @@ class View:
             csrf_field=csrf.FIELD,
             csrf_value=csrf_value,
             error=lang.t[error] if error else None,
+            errors=errors,
+            entered=entered or Entered(),
             **self._stripe_js(),
         )
 
@@ -140,9 +154,13 @@ class View:
             **self._stripe_js(),
         )
 
-    def done(self, account: Account, token: str, outcome: str) -> HTMLResponse:
+    def done(
+        self, account: Account, token: str, outcome: str, paid: tuple[tuple[int, str], ...] = ()
+    ) -> HTMLResponse:
+        """The result page; ``paid``: what the charge collected, when the server signed it."""
         lang = Lang(account.locale)
         outcome = outcome if outcome in OUTCOMES else "pending"
+        charged = lang.t["done_charged"].format(amount=lang.amounts(paid)) if paid else None
         return page(
             "done.html",
             200,
@@ -151,6 +169,7 @@ class View:
             token=token,
             outcome=outcome,
             message=lang.t["done_" + outcome],
+            charged=charged,
             back=outcome == "reactivate_declined",
         )
 

@@ -73,7 +73,7 @@ def enter_card(page: Page) -> None:
     page.get_by_label("Expiry (MM/YY)").fill("12/34")
     page.get_by_label("Security code").fill("123")
     page.get_by_label("Remove my previous card").check()
-    page.get_by_role("button", name="Update card").click()
+    page.get_by_role("button", name="Pay €19.00").click()
 
 
 def test_a_failed_stripe_invoice_is_paid_with_a_card_that_needs_3ds(
@@ -140,7 +140,7 @@ def test_a_failed_stripe_invoice_is_paid_with_a_card_that_needs_3ds(
             # When they try again and complete the challenge
             enter_card(page)
             page.get_by_role("button", name="Complete authentication").click()
-            page.wait_for_url("**/done?outcome=paid")
+            page.wait_for_url("**/done?outcome=paid&*")
 
             # Then the success page shows the card as Stripe holds it
             assert page.get_by_role("heading", name="Thank you").is_visible()

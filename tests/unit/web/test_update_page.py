@@ -42,7 +42,7 @@ def test_page_shows_the_account_and_the_form(owing: Web) -> None:
     html = response.text
     for label in LABELS:
         assert f"> {label}</label>" in html or f">{label}</label>" in html
-    assert ">Update card</button>" in html
+    assert ">Pay €125.00</button>" in html
     assert "Pro monthly" in html
     assert "€125.00" in html
     assert "Visa ending in 0341, expires 04/2026" in html
@@ -75,7 +75,7 @@ def test_danish_customer_gets_the_danish_page(web: Web) -> None:
     assert '<html lang="da">' in html
     for label in ("Kortnummer", "Udløbsmåned", "Udløbsår", "Fjern mit tidligere kort"):
         assert label in html
-    assert ">Opdater kort</button>" in html
+    assert ">Betal 125,00\xa0€</button>" in html
     assert "125,00\xa0€" in html
     assert "Betaling forfalden" in html
 
@@ -155,7 +155,7 @@ def test_new_card_pays_the_invoice_and_kills_the_link(owing: Web) -> None:
     response = owing.submit_card(path)
 
     assert response.status_code == 303
-    assert response.headers["location"] == f"{path}/done?outcome=paid"
+    assert response.headers["location"].startswith(f"{path}/done?outcome=paid&paid=EUR.12500&sig=")
     assert owing.row(invoices, "in_1")["status"] == "paid"
     assert owing.row(subscriptions, "sub_cus_1")["status"] == "active"
     old = owing.row(payment_methods, "pm_cus_1")
@@ -191,7 +191,9 @@ def test_reactivation_charges_the_current_card(owing: Web) -> None:
     response = owing.client.post(f"{path}/reactivate", data={"csrf": token}, follow_redirects=False)
 
     assert response.status_code == 303
-    assert response.headers["location"] == f"{path}/done?outcome=reactivated"
+    assert response.headers["location"].startswith(
+        f"{path}/done?outcome=reactivated&paid=EUR.12500&sig="
+    )
     assert owing.row(invoices, "in_1")["status"] == "paid"
     assert owing.row(subscriptions, "sub_cus_1")["status"] == "active"
     [charge] = owing.gateway.ledger.entries()
@@ -247,7 +249,7 @@ def test_declined_card_is_422_with_the_form_again_and_nothing_changed(owing: Web
     [
         ({"card_number": "4242 4242 4242 4241"}, "That card number is not valid"),
         ({"card_number": "hello"}, "That card number is not valid"),
-        ({"exp_month": "13"}, "Check the expiry month and year"),
+        ({"exp_month": "13"}, "Enter the expiry month as a number from 01 to 12"),
         ({"exp_year": "2025"}, "That card has expired"),
         ({"cvc": "12"}, "The CVC is the 3 or 4 digits"),
         ({"card_number": "4000000000000127"}, "the CVC is not right"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -10,12 +12,14 @@ from pydantic import SecretStr
 from dunning.gateways.base import CardToken
 from dunning.gateways.sandbox import CardRefused, SandboxGateway
 from dunning.web import challenge, csrf
-from dunning.web.i18n import DA, EN
+from dunning.web.i18n import LOCALES, TEXTS_DIR, texts
 from dunning.web.ratelimit import AttemptLimits
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 SECRET = SecretStr("s3cret")
 CARD = CardToken("sbx_authentication_required_abc123", "visa", "3155", 12, 2030)
+ROOT = Path(__file__).resolve().parents[3]
+EMAIL_TEMPLATES = ROOT / "templates" / "email"
 
 
 def test_attempt_limits_slide_and_count_only_allowed_attempts() -> None:
@@ -73,10 +77,24 @@ def test_sandbox_challenge_turns_a_3ds_card_into_a_verifiable_one() -> None:
         gateway.complete_challenge(done)
 
 
-def test_danish_and_english_texts_have_the_same_keys_and_placeholders() -> None:
-    assert EN.keys() == DA.keys()
-    for key in EN:
-        assert sorted(_fields(EN[key])) == sorted(_fields(DA[key])), key
+def test_the_card_page_speaks_every_language_the_emails_do() -> None:
+    emails = {path.name.split(".")[1] for path in EMAIL_TEMPLATES.glob("phrases.*.txt")}
+    assert set(LOCALES) == emails == {path.stem for path in TEXTS_DIR.glob("*.toml")}
+
+
+@pytest.mark.parametrize("code", [code for code in LOCALES if code != "en"])
+def test_every_language_has_the_english_keys_and_placeholders(code: str) -> None:
+    english, other = texts("en"), texts(code)
+    assert other.keys() == english.keys()
+    for key in english:
+        assert sorted(_fields(english[key])) == sorted(_fields(other[key])), (code, key)
+        assert other[key].strip(), (code, key)
+
+
+def test_the_texts_install_with_the_package() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]["dunning"]
+    assert "web/texts/*.toml" in data
 
 
 def _fields(text: str) -> list[str]:
