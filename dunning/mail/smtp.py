@@ -29,7 +29,7 @@ from aiosmtplib import (
 from config.settings import SmtpSettings, SmtpTls
 from dunning.errors import ConfigError, MailPermanent, MailTransient, MailUnavailable
 from dunning.mail.compose import OutgoingEmail
-from dunning.mail.handoff import NoReply, abandon, submit
+from dunning.mail.handoff import Lane, NoReply
 from dunning.mail.transaction import transact
 from dunning.mail.transport import (
     SEND_WAIT_FACTOR,
@@ -86,6 +86,7 @@ class SmtpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: aiosmtplib.SMTP | None = None
+        self._lane: Lane[OutgoingEmail, SendResult] | None = None
         self._turn: asyncio.Lock | None = None  # one transaction at a time on the connection
         self._closed = False
         self.connections_opened = 0
@@ -101,12 +102,12 @@ class SmtpTransport:
         with self._lock:
             if self._closed:
                 raise MailUnavailable(_CLOSED)
-            loop = self._ensure_loop()
-            reply = submit(loop, lambda: self._in_turn(message), self._refusal)
+            lane = self._ensure_lane()
+            reply = lane.submit(message)
         try:
             return reply.wait(self._settings.timeout_s * SEND_WAIT_FACTOR)
         except NoReply:
-            abandon(loop, reply)
+            lane.abandon(reply)
             raise MailUnavailable(
                 f"SMTP send to {self._settings.host}:{self._settings.port} did not finish"
             ) from None
@@ -148,13 +149,14 @@ class SmtpTransport:
             if not thread.is_alive():
                 loop.close()
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
+    def _ensure_lane(self) -> Lane[OutgoingEmail, SendResult]:
+        if self._lane is None:
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="smtp-transport", daemon=True)
             thread.start()
             self._loop, self._thread = loop, thread
-        return self._loop
+            self._lane = Lane(loop, self._in_turn, self._refusal)
+        return self._lane
 
     async def _connect(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:

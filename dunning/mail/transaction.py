@@ -109,13 +109,16 @@ class _Ask:
     async def group(self, commands: list[bytes]) -> list[SMTPResponse]:
         """Commands written at once (PIPELINING), and their replies in order."""
         protocol = self._protocol()
-        self._next_deadline()
         protocol.write(b"".join(command + b"\r\n" for command in commands))
+        self._next_deadline()
         replies: list[SMTPResponse] = []
         while len(replies) < len(commands):
-            self._next_deadline()
-            buffered = getattr(protocol, _BUFFERED)() if replies else None
-            replies.append(buffered or await protocol.read_response(timeout=None))
+            reply = getattr(protocol, _BUFFERED)() if replies else None
+            if reply is None:
+                if replies:  # the rest comes in another packet: a new wait
+                    self._next_deadline()
+                reply = await protocol.read_response(timeout=None)
+            replies.append(reply)
         return replies
 
     async def content(self, data: bytes) -> SMTPResponse:
