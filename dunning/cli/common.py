@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from config.settings import Settings
@@ -23,6 +25,9 @@ EXIT_USAGE = 2
 console = Console()
 err_console = Console(stderr=True)
 
+ReasonOpt = typer.Option(..., "--reason", "-r", help="Why; kept in the audit log.")
+ByOpt = typer.Option(None, "--by", help="Who (default: the login name).")
+
 
 class Exit(Exception):
     """Stop a command with an exit code (after it has said why)."""
@@ -30,6 +35,15 @@ class Exit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+def audited_as(reason: str, by: str | None) -> str:
+    """Who an operator action is audited as (``--by``, else the login name), once ``--reason``
+    says why (else exit code 2)."""
+    if not reason.strip():
+        err_console.print("error: --reason must say why", markup=False)
+        raise Exit(EXIT_USAGE)
+    return by or getpass.getuser()
 
 
 def is_default_database(c: Container) -> bool:

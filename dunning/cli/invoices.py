@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 import typer
 from sqlalchemy import select
 
 from dunning.bootstrap import Container
-from dunning.cli.common import EXIT_USAGE, Exit, console, err_console, print_json, with_database
+from dunning.cli.common import ByOpt, ReasonOpt, audited_as, console, print_json, with_database
 from dunning.errors import InvalidTransition, NotFound
 from dunning.model import InvoiceStatus, check_transition
 from dunning.ops import present
@@ -133,13 +132,10 @@ def _span(seconds: float) -> str:
 def _action_command(action: str) -> Any:
     def command(
         invoice_id: str = typer.Argument(...),
-        reason: str = typer.Option(..., "--reason", "-r", help="Why; kept in the audit log."),
-        by: str | None = typer.Option(None, "--by", help="Who (default: the login name)."),
+        reason: str = ReasonOpt,
+        by: str | None = ByOpt,
     ) -> None:
-        if not reason.strip():
-            err_console.print("error: --reason must say why", markup=False)
-            raise Exit(EXIT_USAGE)
-        who = by or getpass.getuser()
+        who = audited_as(reason, by)
         with with_database() as c:
             _apply(c, action, invoice_id, reason, who)
             done = DONE[action].format(when=_when(c))

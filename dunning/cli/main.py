@@ -11,6 +11,7 @@ from typer._click import exceptions as click_exc
 
 from dunning.cli import (
     check,
+    customers,
     daemons,
     db,
     endpoints,
@@ -46,6 +47,7 @@ for module in (
     daemons,
     ops,
     invoices,
+    customers,
     endpoints,
     refunds,
     whatif,
