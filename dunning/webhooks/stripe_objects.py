@@ -5,7 +5,7 @@ book current. What is kept of a card is its PaymentMethod id (the token), brand,
 expiry: Stripe never sends a card number, and nothing here would store one.
 
 - **Locale**: the first of the customer's ``preferred_locales`` whose language has email
-  templates, as Stripe spells it (``da-DK``); none of them: ``en``.
+  templates, as Stripe spells it (``da-DK``), Norwegian ``no``/``nn`` as ``nb``; none: ``en``.
 - **Time zone**: Stripe customers have none. The customer's ``metadata.timezone`` when it is
   an IANA name; otherwise the zone of the address country when the whole country keeps one
   local time (DK, DE, GB, FR, JP, ...); otherwise (no address, or the US, ES, AU, ...) ``UTC``.
@@ -46,6 +46,9 @@ from dunning.webhooks.stripe_detail import (
 DEFAULT_LOCALE = "en"
 DEFAULT_TIMEZONE = "UTC"
 TIMEZONE_KEYS = ("timezone", "time_zone")  # metadata keys read, in order
+# Norwegian tags other than Bokmål's, as dunning.mail.locales aliases them (the webhooks may
+# not import the mail package).
+_NORWEGIAN = frozenset({"no", "nn"})
 
 _STATUSES = {
     "active": "active",
@@ -59,10 +62,18 @@ _STATUSES = {
 
 
 def pick_locale(preferred: Sequence[Any], supported: tuple[str, ...]) -> str:
-    """The first preferred locale whose language is ``supported``, as given; else ``en``."""
+    """The first preferred locale whose language is ``supported``, as given; else ``en``.
+
+    Norwegian tagged ``no`` (the macro-language, which Babel has no regions for) or ``nn``
+    (Nynorsk) reads the ``nb`` (Bokmål) emails when ``nb`` is supported: it is given as ``nb``
+    with its region (``no-NO`` -> ``nb-NO``), a tag every reader of the locale maps to ``nb``.
+    """
     for tag in preferred:
         if not isinstance(tag, str) or not 2 <= len(tag) <= 16:
             continue
+        language, sep, region = tag.replace("_", "-").partition("-")
+        if language.lower() in _NORWEGIAN and "nb" in supported:
+            tag = "nb" + sep + region
         try:
             parsed = Locale.parse(tag.replace("-", "_"))
         except (UnknownLocaleError, ValueError, TypeError):
