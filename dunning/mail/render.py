@@ -59,6 +59,7 @@ CONTEXT_KEYS: frozenset[str] = frozenset(
     }
 )
 _BLANK_LINES = re.compile(r"\n{3,}")
+_SPACES = re.compile(r"[ \t\r\n]+")  # not the no-break spaces
 
 
 class UnknownEmailKind(PermanentError):
@@ -153,6 +154,12 @@ def _values(
     }
 
 
+def _one_line(text: str) -> str:
+    """The text on one line: line breaks and runs of spaces become one space, and a no-break
+    space stays (French puts one before a colon)."""
+    return _SPACES.sub(" ", text).strip(" ")
+
+
 def _tidy(text: str) -> str:
     # "-- " keeps its space: it is the signature separator mail clients recognise
     lines = [line if line == "-- " else line.rstrip() for line in text.strip().splitlines()]
@@ -193,7 +200,7 @@ def render_email(
     values |= {"logo_url": look.logo_url, "accent": look.accent_color}
     env = _environment(look.templates)
     text_module = env.get_template(f"{kind}.{lang}.txt").make_module(values)
-    subject = " ".join(str(getattr(text_module, "subject", "")).split())
+    subject = _one_line(str(getattr(text_module, "subject", "")))
     if not subject:
         raise EmailContextError(f"template {kind}.{lang}.txt sets no subject")
     text = _tidy(str(text_module))

@@ -56,7 +56,8 @@ def html_parts(text: str, update_url: str | None, support_email: str, accent: st
     for i, paragraph in enumerate(paragraphs):
         lines = paragraph.splitlines()
         if update_url and len(lines) >= 2 and lines[1] == update_url:
-            button, note = lines[0].removesuffix(":"), " ".join(lines[2:])
+            # "Update my card:", or in French with a no-break space before the colon
+            button, note = lines[0].removesuffix(":").rstrip(), " ".join(lines[2:])
             help_lines = paragraphs[i + 1 :]
             paragraphs = paragraphs[:i]
             break
