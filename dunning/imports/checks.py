@@ -9,6 +9,7 @@ masked with :func:`~dunning.gateways.cards.mask_pans` and no validator echoes it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -16,6 +17,9 @@ from dunning.gateways.cards import mask_pans
 from dunning.imports.lines import CustomerLine, InvoiceLine
 
 ROOT = "$"
+# How far ahead of the importer's clock a failure time may be: the clock of the system the book
+# comes from may run a little fast. Anything later has not happened yet.
+CLOCK_SKEW = timedelta(minutes=5)
 
 _MESSAGES = {
     "extra_forbidden": "unknown key",
@@ -36,13 +40,16 @@ class LineError:
         return mask_pans(f"line {self.line}: {self.path}: {self.message}")
 
 
-def parse_line(lineno: int, raw: bytes | str) -> CustomerLine | list[LineError]:
-    """The validated customer of one line, or every error found in it."""
+def parse_line(
+    lineno: int, raw: bytes | str, now: datetime | None = None
+) -> CustomerLine | list[LineError]:
+    """The validated customer of one line, or every error found in it; with ``now``, failure
+    times later than ``now`` (plus :data:`CLOCK_SKEW`) are errors too."""
     try:
         customer = CustomerLine.model_validate_json(raw)
     except ValidationError as exc:
         return [_from_pydantic(lineno, err) for err in exc.errors(include_input=False)]
-    problems = cross_check(customer)
+    problems = cross_check(customer, now)
     if problems:
         return [LineError(lineno, path, message) for path, message in problems]
     return customer
@@ -71,8 +78,9 @@ def _duplicates(kind: str, ids: list[str]) -> list[tuple[str, str]]:
     return problems
 
 
-def cross_check(c: CustomerLine) -> list[tuple[str, str]]:
-    """Rules across fields of one customer, as ``(path, message)`` pairs (empty when fine)."""
+def cross_check(c: CustomerLine, now: datetime | None = None) -> list[tuple[str, str]]:
+    """Rules across fields of one customer, as ``(path, message)`` pairs (empty when fine);
+    with ``now``, an invoice's failure times must not be in the future."""
     cards = [pm.id for pm in c.payment_methods]
     subs = {s.id: s for s in c.subscriptions}
     problems = _duplicates("payment_methods", cards)
@@ -106,6 +114,8 @@ def cross_check(c: CustomerLine) -> list[tuple[str, str]]:
                 )
             )
         problems += _attempt_times(i, inv)
+        if now is not None:
+            problems += _future_times(i, inv, now)
     return problems
 
 
@@ -118,3 +128,21 @@ def _attempt_times(i: int, inv: InvoiceLine) -> list[tuple[str, str]]:
     if inv.attempts == 1:
         return [(f"invoices.{i}.last_attempt_at", "differs from first_failed_at with 1 attempt")]
     return []
+
+
+def _future_times(i: int, inv: InvoiceLine, now: datetime) -> list[tuple[str, str]]:
+    """A charge that failed after ``now`` (beyond the clock skew) has not happened yet."""
+    problems = []
+    for name in ("first_failed_at", "last_attempt_at"):
+        at: datetime | None = getattr(inv, name)
+        if at is not None and at > now + CLOCK_SKEW:
+            problems.append((f"invoices.{i}.{name}", _in_the_future(at, now)))
+    return problems
+
+
+def _in_the_future(at: datetime, now: datetime) -> str:
+    minutes = int(CLOCK_SKEW.total_seconds() // 60)
+    return (
+        f"is in the future ({at.isoformat()}; the import ran at {now.isoformat()} and allows "
+        f"{minutes} minutes of clock skew)"
+    )

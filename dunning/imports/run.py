@@ -227,7 +227,7 @@ def _run(
             lines_read, bytes_read = lineno, bytes_read + len(raw)
             if not raw.strip():
                 continue
-            parsed = parse_line(lineno, raw)
+            parsed = parse_line(lineno, raw, target.now)
             if isinstance(parsed, list):
                 report.refuse(parsed)
                 continue

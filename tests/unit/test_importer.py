@@ -359,6 +359,56 @@ def test_a_card_number_anywhere_in_a_token_is_refused_without_echoing_it() -> No
     assert CARD_NUMBER not in str(errors[0])
 
 
+def failed_at(n: int, first: datetime, last: datetime | None = None) -> dict[str, Any]:
+    line = with_invoice(customer(n))
+    line["invoices"][0]["first_failed_at"] = first.isoformat()
+    if last is not None:
+        line["invoices"][0]["last_attempt_at"] = last.isoformat()
+    return line
+
+
+def test_failure_times_in_the_future_are_refused_beyond_the_clock_skew(
+    engine: Engine, tmp_path: Path
+) -> None:
+    ago = NOW - timedelta(days=3)
+    lines = [
+        failed_at(1, NOW + timedelta(days=2)),
+        failed_at(2, ago, NOW + timedelta(hours=1)),
+        failed_at(3, NOW + timedelta(minutes=4), NOW + timedelta(minutes=5)),  # a fast clock
+        failed_at(4, NOW + timedelta(minutes=6), NOW + timedelta(minutes=7)),
+        failed_at(5, ago, NOW),
+    ]
+
+    report = load(engine, write(tmp_path, lines), now=NOW)
+
+    assert [(e.line, e.path) for e in report.refused] == [
+        (1, "invoices.0.first_failed_at"),
+        (2, "invoices.0.last_attempt_at"),
+        (4, "invoices.0.first_failed_at"),
+        (4, "invoices.0.last_attempt_at"),
+    ]
+    assert str(report.refused[0]) == (
+        "line 1: invoices.0.first_failed_at: is in the future (2026-02-03T12:00:00+00:00; "
+        "the import ran at 2026-02-01T12:00:00+00:00 and allows 5 minutes of clock skew)"
+    )
+    assert (report.inserted, report.refused_lines) == (2, 3)
+    with engine.connect() as conn:
+        assert sorted(conn.scalars(select(invoices.c.id))) == ["in_sub_3", "in_sub_5"]
+        assert sorted(conn.scalars(select(customers.c.id))) == ["cus_3", "cus_5"]
+
+
+def test_cli_names_a_failure_in_the_future(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    path = write(tmp_path, [customer(1), failed_at(2, tomorrow)])
+
+    assert run_cli(monkeypatch, db_url, str(path)) == 1
+
+    err = capsys.readouterr().err
+    assert "line 2: invoices.0.first_failed_at: is in the future" in err
+
+
 def run_cli(monkeypatch: pytest.MonkeyPatch, db_url: str, *args: str) -> int:
     monkeypatch.setenv("DUNNING_DATABASE_URL", db_url)
     return main(["import", *args])
