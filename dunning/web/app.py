@@ -11,7 +11,7 @@ from dunning.web.ops import ops_routes
 from dunning.web.ops_api import api_routes
 from dunning.web.ops_invoice import invoice_routes
 from dunning.web.ops_throttle import LoginThrottle
-from dunning.web.ratelimit import AttemptLimits
+from dunning.web.ratelimit import AttemptLimits, counters_for
 
 
 def create_app(container: Container, *, limits: AttemptLimits | None = None) -> Starlette:
@@ -19,6 +19,7 @@ def create_app(container: Container, *, limits: AttemptLimits | None = None) -> 
 
     ``limits`` replaces the verification-attempt limits the settings make (``DUNNING_WEB__*``:
     5 per customer and 20 per client address in 10 minutes, counted in Redis when there is one).
+    Failed /ops logins are counted in the same place.
     """
     app = Starlette(
         routes=[
@@ -33,7 +34,13 @@ def create_app(container: Container, *, limits: AttemptLimits | None = None) -> 
         ]
     )
     ops = container.settings.ops
-    app.add_middleware(LoginThrottle, limit=ops.login_failures, window_s=ops.login_window_s)
+    app.add_middleware(
+        LoginThrottle,
+        limit=ops.login_failures,
+        window_s=ops.login_window_s,
+        clock=container.clock.now,
+        counters=counters_for(container.settings),
+    )
     app.add_middleware(SecurityHeaders, https=_https(container))
     app.state.container = container
     return app

@@ -7,58 +7,64 @@ address and counted. An address with ``DUNNING_OPS__LOGIN_FAILURES`` failures wi
 included, until the oldest failure leaves the window: guessing the password gets that many
 tries per window and address.
 
-The counts live in this process's memory: N web processes allow N times the budget, and a
-restart forgets them. The address is the connection's peer (behind a proxy, the proxy's: every
+The counts are a :class:`~dunning.web.ratelimit.Budget` (``ops-login``) in the same counters as
+the card page's limits: in Redis when the app runs on it (``DUNNING_WEB__LIMITS_REDIS_URL``, else
+a Redis broker), so every web process behind a balancer shares one budget per address and a
+restart forgets nothing; in this process's memory on the embedded default, and while Redis
+cannot be reached. The address is the connection's peer (behind a proxy, the proxy's: every
 client then shares one budget, which errs on the side of refusing).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dunning.web.ratelimit import Budget, Counters, MemoryCounters
+
 log = logging.getLogger(__name__)
 
-# Forget idle addresses once this many are tracked, so a flood of addresses cannot grow memory.
-MAX_ADDRESSES = 50_000
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class FailedLogins:
-    """Failures per address within a sliding window, in this process's memory."""
+    """Failures per address within a sliding window, in ``counters`` (this process's memory
+    unless given shared ones)."""
 
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
-        self.limit, self.window_s, self.clock = limit, window_s, clock
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        clock: Callable[[], datetime] = _utc_now,
+        counters: Counters | None = None,
+    ) -> None:
+        self.budget = Budget("ops-login", limit, window_s)
+        self.clock = clock
+        self.counters = counters or MemoryCounters()
 
-    def _recent(self, address: str, now: float) -> deque[float]:
-        seen = self._seen.get(address, deque())
-        while seen and seen[0] <= now - self.window_s:
-            seen.popleft()
-        if not seen:
-            self._seen.pop(address, None)
-        return seen
+    @property
+    def limit(self) -> int:
+        return self.budget.limit
+
+    @property
+    def window_s(self) -> float:
+        return self.budget.window_s
 
     def blocked(self, address: str) -> bool:
-        with self._lock:
-            return len(self._recent(address, self.clock())) >= self.limit
+        return self.counters.count(self.budget, address, self.clock()) >= self.budget.limit
 
     def add(self, address: str) -> int:
         """Count one failure; return the failures within the window."""
-        with self._lock:
-            now = self.clock()
-            if len(self._seen) >= MAX_ADDRESSES and address not in self._seen:
-                for idle in [a for a in self._seen if not self._recent(a, now)]:
-                    self._seen.pop(idle, None)
-            seen = self._seen.setdefault(address, deque())
-            seen.append(now)
-            return len(seen)
+        now = self.clock()
+        self.counters.add(self.budget, address, now)
+        return self.counters.count(self.budget, address, now)
 
 
 def _has_credentials(scope: Scope) -> bool:
@@ -78,10 +84,11 @@ class LoginThrottle:
         *,
         limit: int,
         window_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = _utc_now,
+        counters: Counters | None = None,
     ) -> None:
         self.app = app
-        self.failures = FailedLogins(limit, window_s, clock)
+        self.failures = FailedLogins(limit, window_s, clock, counters)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _has_credentials(scope):
@@ -89,7 +96,8 @@ class LoginThrottle:
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        if self.failures.blocked(address):
+        # The counters may wait on Redis (up to its timeout when it is down): off the loop.
+        if await run_in_threadpool(self.failures.blocked, address):
             log.warning("ops: login from %s refused: too many failed logins", address)
             refused = PlainTextResponse(
                 "too many failed logins from this address; try again later\n",
@@ -101,7 +109,7 @@ class LoginThrottle:
 
         async def watch(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 401:
-                count = self.failures.add(address)
+                count = await run_in_threadpool(self.failures.add, address)
                 log.warning(
                     "ops: failed login from %s on %s (%d of %d allowed in %d s)",
                     address,

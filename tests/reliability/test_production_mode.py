@@ -28,6 +28,7 @@ from tests.reliability.production import (
     start_refused,
     wait_serving,
 )
+from tests.reliability.servers import RedisServer
 from tests.services import free_port
 
 pytestmark = pytest.mark.reliability
@@ -49,9 +50,9 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
         running.stop_all()
 
 
-def start_web(daemons: Daemons, env: dict[str, str], *args: str) -> str:
+def start_web(daemons: Daemons, env: dict[str, str], *args: str, name: str = "web") -> str:
     port = free_port()
-    daemon = daemons.start("web", ["web", "--host", "127.0.0.1", "--port", str(port), *args], env)
+    daemon = daemons.start(name, ["web", "--host", "127.0.0.1", "--port", str(port), *args], env)
     base = f"http://127.0.0.1:{port}"
     wait_serving(base, daemon.proc)
     return base
@@ -204,3 +205,22 @@ def test_failed_ops_logins_are_logged_and_throttled(
     assert len(failed) == 4
     assert any("too many failed logins" in line.get("message", "") for line in lines)
     assert OPS_PASSWORD not in daemons.running["web"].log()
+
+
+@pytest.mark.timeout(120)
+def test_two_web_processes_share_one_failed_login_budget(
+    prod_env: dict[str, str], daemons: Daemons, own_redis: RedisServer
+) -> None:
+    env = prod_env | {
+        "DUNNING_OPS__LOGIN_FAILURES": "4",
+        "DUNNING_OPS__LOGIN_WINDOW_S": "300",
+        "DUNNING_WEB__LIMITS_REDIS_URL": own_redis.url,
+    }
+    bases = [start_web(daemons, env, name="web-a"), start_web(daemons, env, name="web-b")]
+    with httpx.Client(timeout=15) as client:
+        for i, guess in enumerate(("a", "b", "c", "d")):  # two guesses on each process
+            assert client.get(f"{bases[i % 2]}/ops", auth=(OPS_USER, guess)).status_code == 401
+        for base in bases:
+            assert client.get(f"{base}/ops", auth=(OPS_USER, OPS_PASSWORD)).status_code == 429
+    with own_redis.client() as r:
+        assert [r.zcard(k) for k in r.scan_iter(match="*ops-login*")] == [4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,11 +53,11 @@ def test_failed_logins_are_logged_then_refused_right_password_included(
 def test_the_budget_is_per_address_and_returns_with_time(tmp_path: Path) -> None:
     from dunning.web.ops_throttle import FailedLogins
 
-    now = [0.0]
+    now = [datetime(2026, 3, 2, 10, 0, tzinfo=UTC)]
     failures = FailedLogins(2, 60.0, lambda: now[0])
-    failures.add("10.0.0.1")
-    failures.add("10.0.0.1")
+    assert failures.add("10.0.0.1") == 1
+    assert failures.add("10.0.0.1") == 2
     assert failures.blocked("10.0.0.1")
     assert not failures.blocked("10.0.0.2")
-    now[0] = 60.5
+    now[0] += timedelta(seconds=60.5)
     assert not failures.blocked("10.0.0.1")
