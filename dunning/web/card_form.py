@@ -47,6 +47,11 @@ class Entered:
     exp_year: str = ""
     remove_old: bool = False
 
+    @classmethod
+    def card(cls, card: CardToken, remove_old: bool) -> Entered:
+        """A card that got as far as the gateway: its expiry as the form shows it."""
+        return cls(f"{card.exp_month:02d}", str(card.exp_year), remove_old)
+
 
 def _text(form: Mapping[str, Any], name: str) -> str:
     value = form.get(name)

@@ -179,16 +179,19 @@ class UpdatePage:
             return guarded
         account, form, now = guarded
         token, value = request.path_params["token"], str(form.get(csrf.FIELD))
-        sealed = form.get("card")
+        sealed, kept = form.get("card"), Entered()
         try:
             card, remove_old, intent = challenge.unseal(
                 self.c.settings.link_secret, token, sealed if isinstance(sealed, str) else "", now
             )
+            kept = Entered.card(card, remove_old)
             card = await challenge.authenticated(self.c.gateway, card, intent, form.get("result"))
         except (ValueError, CardRefused, StripeError) as exc:
             log.info("card challenge for customer %s not completed: %s", account.customer_id, exc)
             ACTIONS.labels("authenticate", "failed").inc()
-            return self.view.form(account, token, value, error="err_auth_failed", status=422)
+            return self.view.form(
+                account, token, value, error="err_auth_failed", entered=kept, status=422
+            )
         except GatewayUnavailable as exc:
             ACTIONS.labels("authenticate", "unavailable").inc()
             log.warning("card challenge for customer %s: %s", account.customer_id, exc)
@@ -229,7 +232,7 @@ class UpdatePage:
             ACTIONS.labels("update", "declined").inc()
             again = await run_in_threadpool(self.limits.declined_before, customer_id, now)
             message = "err_declined" if again else decline_message(exc.decline)
-            kept = Entered(f"{card.exp_month:02d}", str(card.exp_year), remove_old)
+            kept = Entered.card(card, remove_old)
             return self.view.form(account, token, value, error=message, entered=kept, status=422)
         except GatewayUnavailable as exc:
             ACTIONS.labels("update", "unavailable").inc()

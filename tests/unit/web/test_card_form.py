@@ -329,3 +329,41 @@ def test_the_page_speaks_the_customers_language(
     if locale != "en":
         assert "Update your card" not in html
         assert "Nothing is charged now" not in html
+
+
+def test_what_comes_back_is_escaped_and_cut_to_the_inputs_length(owing: Web) -> None:
+    html = owing.submit_card(owing.link(), "hello", exp_month='"><', exp_year="<b>20").text
+
+    assert value_of(html, "exp_month") == "&#34;&gt;"
+    assert value_of(html, "exp_year") == "&lt;b&gt;2"
+    assert "<b>" not in html
+
+
+def test_norwegian_without_a_region_gets_the_bokmal_page(web: Web) -> None:
+    web.add_customer(locale="no")
+
+    html = web.client.get(web.link()).text
+
+    assert '<html lang="nb">' in html
+    assert "Oppdater kortet ditt" in html
+
+
+def test_a_cancelled_bank_challenge_keeps_the_expiry_and_choice(owing: Web) -> None:
+    path = owing.link()
+    token = owing.open_form(path)
+    asked = owing.submit_card(path, "4000 0025 0000 3155", csrf=token, exp_month="09")
+    sealed = re.search(r'name="card" value="([^"]+)"', asked.text)
+    assert sealed is not None
+
+    response = owing.client.post(
+        f"{path}/authenticate", data={"csrf": token, "card": sealed.group(1), "result": "deny"}
+    )
+
+    assert response.status_code == 422
+    assert "was not confirmed with your bank" in response.text
+    assert (value_of(response.text, "exp_month"), value_of(response.text, "exp_year")) == (
+        "09",
+        "2030",
+    )
+    assert " checked" in input_tag(response.text, "remove_old")
+    assert "3155" not in response.text
