@@ -3,13 +3,17 @@ the statements PostgreSQL alone runs (the mark and its audit row are one)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy.exc import OperationalError
 
 from dunning.bootstrap import bootstrap
 from dunning.mail.message import message_id_for
 from dunning.mail.samples import sample_context
-from dunning.services.outbox import send_notifications
+from dunning.services.outbox import records, send_notifications
 from dunning.store.tables import audit_log, notifications
 from tests.integration.conftest import MAIL_FROM, MailSink, settings_from_env
 
@@ -76,3 +80,40 @@ def test_a_batch_is_sent_once_and_each_email_audited(
         assert a["data"]["cc"] == r["cc"]
         subject = next(m["Subject"] for m in received if m["Message-ID"] == r["message_id"])
         assert a["data"]["subject"] == subject
+
+
+def test_a_connection_lost_at_the_mark_fails_the_batch_as_sqlalchemy_does_and_the_pool_recovers(
+    pipeline_env: dict[str, str],
+    pg_engine: Engine,
+    smtp: tuple[int, MailSink],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The mark runs on psycopg itself: a backend that dies under it surfaces as SQLAlchemy's
+    OperationalError (what the worker's retry sees for any other statement), the email keeps
+    its lease (it may have gone out: it is sent again with the same Message-ID), and the next
+    batch gets a working connection."""
+    c = bootstrap(settings_from_env(pipeline_env), engine=pg_engine)
+    real = records.mark_sent
+
+    def killed(conn: Connection, *args: Any) -> None:
+        pid = conn.connection.driver_connection.info.backend_pid
+        with pg_engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        real(conn, *args)
+
+    try:
+        now = c.clock.now()
+        ids = queue(pg_engine, 3, now)
+        monkeypatch.setattr(records, "mark_sent", killed)
+        with pytest.raises(OperationalError):
+            send_notifications(c, ids, now)
+        monkeypatch.setattr(records, "mark_sent", real)
+        with pg_engine.connect() as conn:
+            statuses = conn.execute(select(notifications.c.status)).scalars().all()
+        assert statuses == ["pending"] * 3  # nothing recorded as sent, nothing lost
+        later = now + timedelta(hours=1)  # past every lease
+        assert send_notifications(c, ids, later) == {i: "sent" for i in ids}
+    finally:
+        c.close()
+    first = message_id_for("card_expiring:cus_0", MAIL_FROM)
+    assert [m["Message-ID"] for m in smtp[1].messages()].count(first) == 2

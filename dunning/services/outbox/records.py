@@ -8,7 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy.exc import DBAPIError
 
 from dunning.ports import Pipeline
 from dunning.store.tables import audit_log, notifications
@@ -36,9 +38,11 @@ _MARK = (
         send_attempts=notifications.c.send_attempts + 1,
     )
 )
-# PostgreSQL: the mark and its audit row in one statement, handed to the driver as it is (the
-# outbox runs it once per email; compiling it each time cost more than PostgreSQL running it).
-_MARK_AND_AUDIT_PG = """
+# PostgreSQL: the mark and its audit row in one statement, run by psycopg itself on the batch's
+# connection (the outbox runs it once per email: SQLAlchemy's compiling, then its execution
+# context and result, cost more than PostgreSQL running it; psycopg prepares it once it has
+# run a few times on a connection).
+_MARK_AND_AUDIT_PG = b"""
 WITH marked AS (
     UPDATE notifications
     SET status = 'sent', sent_at = %(at)s, claimed_until = NULL, last_error = %(error)s,
@@ -65,7 +69,13 @@ def mark_sent(
     params = {k: v for k, v in audit.items() if k not in ("at", "data")}
     params |= {"id": notification_id, "at": at.astimezone(UTC), "error": error,
                "data": json.dumps(audit["data"])}  # fmt: skip
-    conn.exec_driver_sql(_MARK_AND_AUDIT_PG, params)
+    driver = conn.connection.driver_connection
+    assert driver is not None, "the batch's connection is checked out"
+    try:
+        driver.execute(_MARK_AND_AUDIT_PG, params)
+    except psycopg.Error as exc:  # raised as SQLAlchemy raises it; the pool's pre-ping
+        # finds a broken connection before it is used again
+        raise DBAPIError.instance(_MARK_AND_AUDIT_PG.decode(), params, exc, psycopg.Error) from exc
 
 
 def update_row(notification_id: int, **values: object) -> Mark:
