@@ -122,7 +122,7 @@ class TimingSettings(BaseModel):
     leader_ttl_s: float = Field(default=30.0, gt=0)
     leader_poll_s: float = Field(default=5.0, gt=0)
     gateway_timeout_s: float = Field(default=30.0, gt=0)
-    scan_batch: int = Field(default=2000, ge=1)
+    scan_batch: int = Field(default=5000, ge=1)
     # A dead worker's unacknowledged messages return after its heartbeat is this old (every
     # worker process looks for such messages a few times per timeout).
     broker_heartbeat_timeout_s: float = Field(default=30.0, gt=0)
