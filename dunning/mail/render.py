@@ -110,6 +110,7 @@ def _environment(templates: Path | None = None) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        cache_size=-1,  # every template kept in a plain dict: no LRU bookkeeping per look-up
     )
 
 
