@@ -47,6 +47,12 @@ customers = Table(
 )
 Index("ix_customers_last_payment_at", customers.c.last_payment_at)
 Index("uq_customers_stripe_customer_id", customers.c.stripe_customer_id, unique=True)
+Index(  # the producers' "customer not paused" check probes this, not the whole customer table
+    "ix_customers_dunning_paused",
+    customers.c.id,
+    sqlite_where=text("dunning_paused IS true"),
+    postgresql_where=text("dunning_paused IS true"),
+)
 
 payment_methods = Table(
     "payment_methods",
