@@ -40,6 +40,7 @@ def create_app(container: Container, *, limits: AttemptLimits | None = None) -> 
         window_s=ops.login_window_s,
         clock=container.clock.now,
         counters=counters_for(container.settings),
+        proxies=container.settings.web.proxy_networks(),
     )
     app.add_middleware(SecurityHeaders, https=_https(container))
     app.state.container = container

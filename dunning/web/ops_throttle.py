@@ -11,20 +11,25 @@ The counts are a :class:`~dunning.web.ratelimit.Budget` (``ops-login``) in the s
 the card page's limits: in Redis when the app runs on it (``DUNNING_WEB__LIMITS_REDIS_URL``, else
 a Redis broker), so every web process behind a balancer shares one budget per address and a
 restart forgets nothing; in this process's memory on the embedded default, and while Redis
-cannot be reached. The address is the connection's peer (behind a proxy, the proxy's: every
-client then shares one budget, which errs on the side of refusing).
+cannot be reached. The address is the client's as the card page reads it
+(:func:`~dunning.web.client_address.client_address`): behind a proxy listed in
+``DUNNING_WEB__TRUSTED_PROXIES`` the one it names in X-Forwarded-For, so that one guesser
+behind the balancer cannot lock every operator out; from anyone else the connection's peer,
+whatever the header says.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dunning.web.client_address import Network, client_address
 from dunning.web.ratelimit import Budget, Counters, MemoryCounters
 
 log = logging.getLogger(__name__)
@@ -86,16 +91,17 @@ class LoginThrottle:
         window_s: float,
         clock: Callable[[], datetime] = _utc_now,
         counters: Counters | None = None,
+        proxies: Sequence[Network] = (),
     ) -> None:
         self.app = app
         self.failures = FailedLogins(limit, window_s, clock, counters)
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _has_credentials(scope):
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = client_address(Request(scope), self.proxies)
         # The counters may wait on Redis (up to its timeout when it is down): off the loop.
         if await run_in_threadpool(self.failures.blocked, address):
             log.warning("ops: login from %s refused: too many failed logins", address)

@@ -61,3 +61,45 @@ def test_the_budget_is_per_address_and_returns_with_time(tmp_path: Path) -> None
     assert not failures.blocked("10.0.0.2")
     now[0] += timedelta(seconds=60.5)
     assert not failures.blocked("10.0.0.1")
+
+
+def _guess_until_blocked(client: TestClient, forwarded: str) -> list[int]:
+    headers = basic("ops", "guess") | {"X-Forwarded-For": forwarded}
+    return [client.get("/ops", headers=headers).status_code for _ in range(3)]
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_path: Path) -> None:
+    settings = web_settings(
+        tmp_path,
+        ops={"password": PASSWORD, "login_failures": 2, "login_window_s": 600},
+        web={"trusted_proxies": "10.0.0.0/24"},
+    )
+    c = bootstrap(settings)
+    try:
+        with TestClient(create_app(c), client=("10.0.0.9", 4000)) as proxy:
+            assert _guess_until_blocked(proxy, "203.0.113.7") == [401, 401, 429]
+            # another client behind the same balancer still has its own budget
+            assert _guess_until_blocked(proxy, "198.51.100.2") == [401, 401, 429]
+    finally:
+        c.close()
+
+
+def test_a_forwarded_header_from_an_untrusted_peer_changes_nothing(tmp_path: Path) -> None:
+    settings = web_settings(
+        tmp_path,
+        ops={"password": PASSWORD, "login_failures": 2, "login_window_s": 600},
+        web={"trusted_proxies": "10.0.0.0/24"},
+    )
+    c = bootstrap(settings)
+    try:
+        with TestClient(create_app(c), client=("192.0.2.50", 4000)) as client:
+            # a new made-up address per request does not buy new guesses
+            codes = [
+                client.get(
+                    "/ops", headers=basic("ops", "guess") | {"X-Forwarded-For": f"203.0.113.{n}"}
+                ).status_code
+                for n in range(3)
+            ]
+            assert codes == [401, 401, 429]
+    finally:
+        c.close()
