@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from dunning.cli.common import ByOpt, ReasonOpt, audited_as, console, print_json, with_database
-from dunning.errors import UsageError
+from dunning.errors import NotFound
 from dunning.ops.customer_view import customer_report, customer_tables
 from dunning.services.customer_pause import apply_customer
 from dunning.store import rows
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
 def _require(conn: Any, customer_id: str) -> None:
     if rows.find(conn, customers, customer_id) is None:
-        raise UsageError(f"customer {customer_id!r} does not exist")
+        raise NotFound(f"customer {customer_id!r} does not exist")
 
 
 def _action_command(action: str) -> Any:

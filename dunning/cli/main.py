@@ -26,7 +26,7 @@ from dunning.cli import (
     whatif,
 )
 from dunning.cli.common import EXIT_FAILURE, EXIT_USAGE, Exit, err_console
-from dunning.errors import ConfigError, DunningError, UsageError
+from dunning.errors import ConfigError, DunningError, NotFound, UsageError
 from dunning.logs import configure_command_logging
 from dunning.store.readiness import DatabaseNotReady, reason
 
@@ -62,12 +62,15 @@ def _say(label: str, message: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 failure, 2 bad usage or configuration)."""
+    """Run the CLI; return the exit code (0 ok, 1 failure, 2 bad usage or configuration).
+
+    An id that names no record (an invoice, customer, endpoint, overpayment) is bad usage: 2.
+    """
     args = sys.argv[1:] if argv is None else argv
     configure_command_logging()
     try:
         result = app(args=args, prog_name="dunning", standalone_mode=False)
-    except (UsageError, DatabaseNotReady) as exc:
+    except (UsageError, NotFound, DatabaseNotReady) as exc:
         _say("error", exc)
         return EXIT_USAGE
     except ConfigError as exc:

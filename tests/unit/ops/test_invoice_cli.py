@@ -8,6 +8,7 @@ import re
 import pytest
 
 from dunning.cli.main import main
+from dunning.services.operator import ACTIONS
 from dunning.store.tables import invoices
 from tests.unit.ops.conftest import Book
 
@@ -50,10 +51,30 @@ def test_show_says_yes_for_a_paused_invoice(
 def test_show_of_an_unknown_invoice_names_it(
     open_invoice: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["invoice", "show", "in_nope"]) == 1
+    assert main(["invoice", "show", "in_nope"]) == 2
     assert capsys.readouterr().err.strip() == "error: invoice 'in_nope' does not exist"
-    assert main(["invoice", "pause", "in_nope", "--reason", "x"]) == 1
-    assert capsys.readouterr().err.strip() == "error: invoice 'in_nope' does not exist"
+    for action in ACTIONS:
+        assert main(["invoice", action, "in_nope", "--reason", "x"]) == 2, action
+        assert capsys.readouterr().err.strip() == "error: invoice 'in_nope' does not exist"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["invoice", "show", "in_nope"], "invoice 'in_nope' does not exist"),
+        (["customer", "show", "nope"], "customer 'nope' does not exist"),
+        (["customer", "resume", "nope", "-r", "x"], "customer 'nope' does not exist"),
+        (["endpoints", "remove", "999"], "webhook endpoint 999 does not exist"),
+        (["refunds", "done", "999", "--note", "x"], "overpayment 999 does not exist"),
+    ],
+)
+def test_an_id_that_names_no_record_exits_2_in_every_command(
+    open_invoice: str, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: {says}")
+    assert captured.out == ""
 
 
 def test_mark_paid_on_a_paid_invoice_says_it_is_already_paid(

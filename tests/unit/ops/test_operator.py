@@ -131,7 +131,7 @@ def test_cli_action_exits_1_on_an_invalid_transition(
     assert main(["invoice", "write-off", stopped, "--reason", "gone", "--by", "ana"]) == 0
     assert main(["invoice", "retry", stopped, "--reason", "try"]) == 1
     assert "only an open invoice can be retried" in capsys.readouterr().err
-    assert main(["invoice", "pause", "in_nope", "--reason", "x"]) == 1
+    assert main(["invoice", "pause", "in_nope", "--reason", "x"]) == 2  # no such invoice
     assert main(["invoice", "pause", stopped]) == 2  # --reason is required
 
 

@@ -246,7 +246,7 @@ def test_endpoints_cli_add_list_remove(
     ]
     assert "secret" not in listed[0]
     assert main(["endpoints", "remove", str(added["id"])]) == 0
-    assert main(["endpoints", "remove", str(added["id"])]) == 1
+    assert main(["endpoints", "remove", str(added["id"])]) == 2  # removed: it does not exist
     capsys.readouterr()
     assert main(["endpoints", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["endpoints"] == []
