@@ -255,3 +255,14 @@ def make_web(
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[Web]:
     yield from make_web(web_settings(tmp_path))
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Iterator[Web]:
+    """The card page of a brand that names its plans (``Pro monthly`` is ``Acme Pro``)."""
+    brand = {
+        "name": "Acme Mail",
+        "support_email": "help@acme.example",
+        "plan_names": {"Pro monthly": "Acme Pro"},
+    }
+    yield from make_web(web_settings(tmp_path, brand=brand))

@@ -3,7 +3,6 @@ plan's name, from the brand, answerable (docs/emails.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
@@ -14,16 +13,6 @@ from dunning.gateways.base import Decline
 from dunning.gateways.sandbox import Outcome
 from dunning.store.tables import notifications
 from tests.unit.web.conftest import Web, make_web, web_settings
-
-
-@pytest.fixture
-def named(tmp_path: Path) -> Iterator[Web]:
-    brand = {
-        "name": "Acme Mail",
-        "support_email": "help@acme.example",
-        "plan_names": {"Pro monthly": "Acme Pro"},
-    }
-    yield from make_web(web_settings(tmp_path, brand=brand))
 
 
 def _sent(web: Web) -> list[EmailMessage]:

@@ -273,16 +273,6 @@ def test_nothing_charged_shows_no_amount(web: Web) -> None:
 # -- the plan's name and the languages ----------------------------------------------------------
 
 
-@pytest.fixture
-def named(tmp_path: Path) -> Iterator[Web]:
-    brand = {
-        "name": "Acme Mail",
-        "support_email": "help@acme.example",
-        "plan_names": {"Pro monthly": "Acme Pro"},
-    }
-    yield from make_web(web_settings(tmp_path, brand=brand))
-
-
 def test_the_page_shows_the_plans_name_as_the_emails_do(named: Web) -> None:
     named.add_customer()
 

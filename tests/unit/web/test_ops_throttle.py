@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dunning.bootstrap import bootstrap
+from dunning.bootstrap import Container, bootstrap
 from dunning.web.app import create_app
 from tests.unit.web.conftest import TestClient, web_settings
 
@@ -68,13 +68,19 @@ def _guess_until_blocked(client: TestClient, forwarded: str) -> list[int]:
     return [client.get("/ops", headers=headers).status_code for _ in range(3)]
 
 
-def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_path: Path) -> None:
-    settings = web_settings(
-        tmp_path,
-        ops={"password": PASSWORD, "login_failures": 2, "login_window_s": 600},
-        web={"trusted_proxies": "10.0.0.0/24"},
+def _behind_proxies(tmp_path: Path) -> Container:
+    """Two failed logins allowed per client; the proxies of 10.0.0.0/24 are trusted."""
+    return bootstrap(
+        web_settings(
+            tmp_path,
+            ops={"password": PASSWORD, "login_failures": 2, "login_window_s": 600},
+            web={"trusted_proxies": "10.0.0.0/24"},
+        )
     )
-    c = bootstrap(settings)
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_path: Path) -> None:
+    c = _behind_proxies(tmp_path)
     try:
         with TestClient(create_app(c), client=("10.0.0.9", 4000)) as proxy:
             assert _guess_until_blocked(proxy, "203.0.113.7") == [401, 401, 429]
@@ -85,12 +91,7 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(tmp_pat
 
 
 def test_a_forwarded_header_from_an_untrusted_peer_changes_nothing(tmp_path: Path) -> None:
-    settings = web_settings(
-        tmp_path,
-        ops={"password": PASSWORD, "login_failures": 2, "login_window_s": 600},
-        web={"trusted_proxies": "10.0.0.0/24"},
-    )
-    c = bootstrap(settings)
+    c = _behind_proxies(tmp_path)
     try:
         with TestClient(create_app(c), client=("192.0.2.50", 4000)) as client:
             # a new made-up address per request does not buy new guesses
